@@ -1,0 +1,3 @@
+from silobridge.cli.main import app
+
+app(prog_name="silobridge")

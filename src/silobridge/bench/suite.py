@@ -1,0 +1,73 @@
+"""Run several strategies x seeds, each in its own process (clean timing and peak memory), skip runs
+already finished with the same config (resume), and collect ``results.jsonl``."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from silobridge.bench.runner import RESULT, config_digest
+from silobridge.configs import from_dict, to_dict
+from silobridge.errors import ConfigError
+from silobridge.settings import RunConfig
+from silobridge.strategies import get
+
+
+def strategy_options(name: str, shared: dict[str, Any]) -> dict[str, Any]:
+    """The subset of bench-wide strategy options that this strategy's config knows."""
+    fields = {f.name for f in dataclasses.fields(get(name).Config)}
+    return {k: v for k, v in shared.items() if k in fields}
+
+
+def resolved(name: str, cfg: RunConfig) -> dict[str, Any]:
+    scfg = from_dict(get(name).Config, cfg.strategy, prefix="strategy.")
+    return to_dict(cfg) | {"strategy": to_dict(scfg)}
+
+
+def bench(strategies: list[str], seeds: list[int], cfg: RunConfig, out: Path,
+          on_event: Callable[[str, str, int, str], None] = lambda *a: None) -> tuple[list[dict], list[str]]:
+    """Returns (results, failures). ``on_event(kind, strategy, seed, detail)`` reports progress."""
+    for name in strategies:
+        get(name)  # unknown names fail before any work
+    unknown = set(cfg.strategy) - {k for n in strategies for k in strategy_options(n, cfg.strategy)}
+    if unknown:
+        raise ConfigError(f"no chosen strategy has option(s) {sorted(unknown)}", where="--set strategy.*",
+                          fix="see `silobridge config STRATEGY` for each strategy's options")
+    out.mkdir(parents=True, exist_ok=True)
+    results, failures = [], []
+    for name in strategies:
+        for seed in seeds:
+            run_cfg = dataclasses.replace(cfg, seed=seed, strategy=strategy_options(name, cfg.strategy))
+            run_dir = out / name / f"seed{seed}"
+            digest = config_digest(name, resolved(name, run_cfg))
+            done = run_dir / RESULT
+            if done.exists():
+                prev = json.loads(done.read_text())
+                if prev.get("config_digest") != digest:
+                    raise ConfigError(f"{done} holds a finished run with a different config",
+                                      where="--out", fix="use a new --out directory (results are never overwritten)")
+                on_event("skip", name, seed, "finished earlier")
+                results.append(prev)
+                continue
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(to_dict(run_cfg), indent=2))
+            on_event("start", name, seed, str(run_dir))
+            proc = subprocess.run([sys.executable, "-m", "silobridge", "run", name, "--config",
+                                   str(run_dir / "config.json"), "--out", str(run_dir)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            (run_dir / "log.txt").write_text(proc.stdout + proc.stderr)
+            if proc.returncode != 0 or not done.exists():
+                tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+                failures.append(f"{name} seed {seed}: {tail}")
+                on_event("fail", name, seed, tail)
+                continue
+            results.append(json.loads(done.read_text()))
+            on_event("done", name, seed, "")
+    with (out / "results.jsonl").open("w") as fh:
+        for r in results:
+            fh.write(json.dumps(r, sort_keys=True) + "\n")
+    return results, failures

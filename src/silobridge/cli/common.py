@@ -1,0 +1,51 @@
+"""What the commands share: building a RunConfig from a file, shortcuts and --set overrides; errors."""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+
+from silobridge.configs import apply_overrides, from_dict, load_file
+from silobridge.errors import SilobridgeError
+from silobridge.settings import RunConfig
+
+err = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML/JSON config file (see `silobridge config`)")
+SetOpt = typer.Option(None, "--set", "-s", help="override a config key: --set data.n_private=100 (repeatable)")
+DataOpt = typer.Option(None, "--data", help="your labelled CSV/JSONL file (default: bundled reviews task)")
+TextColOpt = typer.Option(None, "--text-col", help="text column of --data")
+LabelColOpt = typer.Option(None, "--label-col", help="label column of --data")
+LMOpt = typer.Option(None, "--lm", help="local HF causal-LM directory or .gguf file (default: bundled SmolLM2-135M)")
+SMOpt = typer.Option(None, "--sm", help="'tfidf', 'encoder', or a local HF encoder directory (default: MiniLM)")
+
+
+def build_config(config: str | None, overrides: list[str] | None, *, data: str | None = None,
+                 text_col: str | None = None, label_col: str | None = None, lm: str | None = None,
+                 sm: str | None = None, seed: int | None = None) -> RunConfig:
+    """File < shortcut options < --set, then strict validation."""
+    base: dict[str, Any] = load_file(config) if config else {}
+    shortcuts = []
+    for key, value in (("data.path", data), ("data.text_col", text_col), ("data.label_col", label_col),
+                       ("lm.path", lm), ("seed", seed)):
+        if value is not None:
+            shortcuts.append(f"{key}={value}")
+    if sm is not None:
+        shortcuts += [f"sm.kind={sm}"] if sm in ("tfidf", "encoder") else ["sm.kind=encoder", f"sm.path={sm}"]
+    return from_dict(RunConfig, apply_overrides(base, shortcuts + list(overrides or [])))
+
+
+def friendly(fn: Callable) -> Callable:
+    """Print silobridge errors as one clear message and exit 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SilobridgeError as exc:
+            err.print(f"[bold red]error[/] ({type(exc).__name__}) {exc}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+
+    return wrapper

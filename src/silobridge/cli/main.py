@@ -1,0 +1,127 @@
+"""The `silobridge` command: thin wrappers that parse, call the library, and print."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOpt, SMOpt, TextColOpt,
+                                   build_config, err, friendly)
+
+app = typer.Typer(help="Large and small models collaborating across silos; every trade-off measured.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out_console = Console()
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Show the registered strategies."""
+    from silobridge.strategies import all_strategies
+
+    table = Table("strategy", "exposes by design", "what it does")
+    for name, cls in all_strategies().items():
+        table.add_row(name, ", ".join(sorted(cls.exposes)) or "-", cls.summary)
+    out_console.print(table)
+
+
+@app.command("config")
+@friendly
+def config_cmd(strategy: str = typer.Argument(None, help="also show this strategy's options")) -> None:
+    """Show every config key with its default and help (use them in a file or with --set)."""
+    from silobridge.configs import describe
+    from silobridge.settings import RunConfig
+    from silobridge.strategies import get
+
+    table = Table("key", "default", "help")
+    for key, default, help_ in describe(RunConfig):
+        table.add_row(key, default, help_)
+    if strategy:
+        for key, default, help_ in describe(get(strategy).Config, prefix="strategy."):
+            table.add_row(key, default, help_)
+    out_console.print(table)
+
+
+@app.command("run")
+@friendly
+def run_cmd(strategy: str = typer.Argument(..., help="strategy name (see `silobridge list`)"),
+            out: Path = typer.Option(Path("runs/run"), "--out", "-o", help="output directory"),
+            config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt, text_col: str = TextColOpt,
+            label_col: str = LabelColOpt, lm: str = LMOpt, sm: str = SMOpt,
+            seed: int = typer.Option(None, "--seed", help="seed (overrides the config)")) -> None:
+    """Run one strategy; writes OUT/result.json and OUT/ledger.jsonl."""
+    from silobridge.bench.runner import run
+    from silobridge.strategies import get
+
+    get(strategy)
+    cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm, seed=seed)
+    result = run(strategy, cfg, out)
+    print_table([result])
+    err.print(f"wrote {out / 'result.json'} and {out / 'ledger.jsonl'}")
+
+
+@app.command("bench")
+@friendly
+def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-public", "--strategies",
+                                             help="comma-separated strategy names"),
+              seeds: str = typer.Option("0", "--seeds", help="comma-separated seeds"),
+              out: Path = typer.Option(Path("runs/bench"), "--out", "-o", help="output directory"),
+              config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt,
+              text_col: str = TextColOpt, label_col: str = LabelColOpt, lm: str = LMOpt,
+              sm: str = SMOpt) -> None:
+    """Run several strategies x seeds (each in its own process), resume finished ones, write
+    OUT/results.jsonl and print a table."""
+    from silobridge.bench.suite import bench
+    from silobridge.errors import ConfigError
+
+    cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm)
+    names = [s.strip() for s in strategies.split(",") if s.strip()]
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"cannot read seeds {seeds!r}", where="--seeds", fix="give integers: --seeds 0,1,2") from None
+
+    def event(kind: str, name: str, seed: int, detail: str) -> None:
+        style = {"skip": "dim", "start": "cyan", "done": "green", "fail": "bold red"}[kind]
+        err.print(f"[{style}]{kind:5}[/] {name} seed {seed} {detail}")
+
+    results, failures = bench(names, seed_list, cfg, out, on_event=event)
+    print_table(results)
+    err.print(f"wrote {out / 'results.jsonl'}")
+    if failures:
+        err.print("[bold red]failed runs[/] (see each run's log.txt):\n  " + "\n  ".join(failures))
+        raise typer.Exit(1)
+
+
+def print_table(results: list[dict]) -> None:
+    table = Table("strategy", "seed", "acc", "macro-F1", "AUC", "bytes d→m", "bytes m→d", "LM calls",
+                  "canary", "raw rec", "declared", "data s", "model s", "peak MB")
+    for r in results:
+        o = r["objectives"]
+        u, c, p, t = o["utility"], o["communication"], o["privacy"], o["compute"]
+        auc = "-" if u.get("auc") is None else f"{u['auc']:.3f}"
+        table.add_row(r["strategy"], str(r["seed"]), f"{u['accuracy']:.3f}", f"{u['macro_f1']:.3f}", auc,
+                      f"{c['bytes_data_to_model']:,}", f"{c['bytes_model_to_data']:,}",
+                      str(o["lm_queries"]["calls"]), str(p["canary_hits"]), str(p["raw_record_hits"]),
+                      str(p["declared_exposures"]), f"{t['data_party_seconds']:.1f}",
+                      f"{t['model_party_seconds']:.1f}", f"{t['peak_rss_mb']:.0f}")
+    out_console.print(table)
+
+
+@app.command("show")
+@friendly
+def show_cmd(path: Path = typer.Argument(..., help="a result.json or results.jsonl")) -> None:
+    """Print the table for saved results."""
+    from silobridge.errors import DataError
+
+    if not path.is_file():
+        raise DataError("file not found", where=str(path), fix="pass a result.json or results.jsonl")
+    text = path.read_text()
+    rows = [json.loads(text)] if path.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x]
+    print_table(rows)
+
+
+def main() -> None:
+    app(prog_name="silobridge")

@@ -1,0 +1,76 @@
+"""Disjoint private / validation / public / test splits, and canary planting."""
+from __future__ import annotations
+
+import numpy as np
+
+from silobridge.boundary.fingerprint import TextFingerprint
+from silobridge.data.task import LabelledTexts, Splits, TaskSpec
+from silobridge.errors import DataError
+
+
+def _stratified(labels: np.ndarray, idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` indices from ``idx`` keeping class proportions, at least one per class when n allows."""
+    classes = np.unique(labels[idx])
+    quota = {c: max(1 if n >= len(classes) else 0,
+                    int(round(n * np.mean(labels[idx] == c)))) for c in classes}
+    while sum(quota.values()) > n:  # rounding may overshoot by one or two
+        quota[max(quota, key=quota.get)] -= 1
+    picked = [rng.permutation(idx[labels[idx] == c])[:q] for c, q in quota.items()]
+    chosen = np.concatenate(picked)
+    rest = np.setdiff1d(idx, chosen)
+    short = n - len(chosen)
+    if short > 0:
+        chosen = np.concatenate([chosen, rng.permutation(rest)[:short]])
+    return rng.permutation(chosen)
+
+
+def make_splits(task: TaskSpec, pool: LabelledTexts, test: LabelledTexts | None, *, n_private: int,
+                n_val: int, n_public: int, n_test: int, seed: int, source: str, ngram: int = 10) -> Splits:
+    """Draw disjoint splits from ``pool`` (and ``test``, or else from the pool too)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(pool))
+    if test is None:
+        need_test = n_test
+        test_idx, idx = idx[:n_test], idx[n_test:]
+        test = pool.subset(test_idx)
+    else:
+        need_test = 0
+        if n_test > len(test):
+            raise DataError(f"n_test={n_test} but the test set has {len(test)} records", where=source,
+                            fix=f"set data.n_test <= {len(test)}")
+        test = test.subset(rng.permutation(len(test))[:n_test])
+    need = n_private + n_val + n_public
+    if need > len(idx):
+        raise DataError(f"{len(pool)} records, but the splits ask for {need + need_test} "
+                        f"(n_private={n_private}, n_val={n_val}, n_public={n_public}"
+                        + (f", n_test={n_test}" if need_test else "") + ")", where=source,
+                        fix="lower data.n_public / data.n_private / data.n_val / data.n_test with --set")
+    private_idx = _stratified(pool.labels, idx, n_private, rng)
+    idx = np.setdiff1d(idx, private_idx)
+    val_idx = _stratified(pool.labels, idx, n_val, rng) if n_val else np.zeros(0, np.int64)
+    idx = rng.permutation(np.setdiff1d(idx, val_idx))
+    private, val = pool.subset(private_idx), pool.subset(val_idx)
+    if len(np.unique(private.labels)) < 2:
+        raise DataError(f"the {n_private} private labels hold a single class", where=source,
+                        fix="raise data.n_private so that every class appears")
+    # the public pool must not repeat (spans of) private or test records: duplicates are dropped
+    taken = TextFingerprint(n=ngram)
+    taken.add(private.texts + val.texts + test.texts)
+    public = [pool.texts[i] for i in idx if not taken.hits(pool.texts[i])][:n_public]
+    return Splits(task, private, val, public, test)
+
+
+def plant_canaries(records: LabelledTexts, k: int, seed: int) -> tuple[LabelledTexts, list[str]]:
+    """Append a random secret ('canary') to ``k`` random records; return the new set and the secrets."""
+    if k == 0:
+        return records, []
+    if k > len(records):
+        raise DataError(f"{k} canaries but only {len(records)} private records", where="data.canaries",
+                        fix=f"set data.canaries <= {len(records)}")
+    rng = np.random.default_rng(seed + 7919)
+    alphabet = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ23456789"))
+    secrets = ["-".join("".join(rng.choice(alphabet, 4)) for _ in range(3)) for _ in range(k)]
+    texts = list(records.texts)
+    for secret, i in zip(secrets, rng.choice(len(texts), k, replace=False)):
+        texts[i] = f"{texts[i]} My member code is {secret}."
+    return LabelledTexts(texts, records.labels.copy()), secrets

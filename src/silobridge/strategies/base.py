@@ -1,0 +1,70 @@
+"""Strategy base class and registry.
+
+A strategy is a config dataclass plus a small class: ``fit`` runs on the data party's side (it gets
+the :class:`DataParty`, whose only way to the LM is ``data.model.call(op, carrier)``), operations it
+installs on the model party (``model_ops``) run on the model party's side with the
+:class:`ModelParty`, and ``predict_proba`` is the deployed predictor the harness evaluates."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from silobridge.errors import UnknownStrategyError
+from silobridge.parties import DataParty, ModelParty
+from silobridge.parties.data_party import Op as DataOp
+from silobridge.parties.model_party import Op as ModelOp
+
+REGISTRY: dict[str, type["Strategy"]] = {}
+
+
+class Strategy(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line, shown by `silobridge list`
+    Config: ClassVar[type]
+    # data exposures this strategy makes by design (e.g. "inference_records"); recorded, never hidden
+    exposes: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: Any):
+        self.config = config
+        self.report: dict[str, Any] = {}  # strategy-specific figures merged into result.json
+
+    def model_ops(self) -> dict[str, ModelOp]:
+        """Operations the model party offers while this strategy runs."""
+        return {}
+
+    def data_ops(self) -> dict[str, DataOp]:
+        """Operations the data party offers while this strategy runs."""
+        return {}
+
+    @abstractmethod
+    def fit(self, data: DataParty) -> None:
+        """Train whatever the data party deploys, talking to the model party only via ``data.model``."""
+
+    @abstractmethod
+    def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
+        """Class probabilities for inference inputs that arrived at the data party."""
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get(name: str) -> type[Strategy]:
+    from silobridge import strategies  # noqa: F401  (imports register every strategy)
+
+    if name not in REGISTRY:
+        raise UnknownStrategyError(f"unknown strategy '{name}'", where="STRATEGY",
+                                   fix=f"choose one of: {', '.join(sorted(REGISTRY))} (see `silobridge list`)")
+    return REGISTRY[name]
+
+
+def all_strategies() -> dict[str, type[Strategy]]:
+    from silobridge import strategies  # noqa: F401
+
+    return dict(sorted(REGISTRY.items()))
+
+
+__all__ = ["Strategy", "register", "get", "all_strategies", "DataParty", "ModelParty"]

@@ -1,0 +1,3 @@
+from silobridge.strategies.distill_public.strategy import DistillPublic, DistillPublicConfig
+
+__all__ = ["DistillPublic", "DistillPublicConfig"]

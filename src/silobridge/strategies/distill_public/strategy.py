@@ -1,0 +1,41 @@
+"""distill-public: cross-silo distillation on a public pool. The data party sends public texts; the
+model party returns LM soft labels; the data party trains its SM on private hard labels plus the
+soft labels. Only public texts and soft labels cross."""
+from __future__ import annotations
+
+import numpy as np
+
+from silobridge.boundary import SoftLabels, TextBatch, expect
+from silobridge.strategies.base import DataParty, Strategy, register
+from silobridge.strategies.distill_public.config import DistillPublicConfig
+from silobridge.strategies.prompting import calibrate, score_op
+
+
+@register
+class DistillPublic(Strategy):
+    name = "distill-public"
+    summary = "SM trained on private labels + LM soft labels of a public unlabelled pool"
+    Config = DistillPublicConfig
+
+    def model_ops(self):
+        return {"score": score_op(self.config)}
+
+    def fit(self, data: DataParty) -> None:
+        c = self.config
+        # 1. ask the LM for label log-probs on the public pool (public texts only cross)
+        reply = expect(data.model.call("score", TextBatch(data.public, purpose="public pool")), SoftLabels)
+        # 2. calibrate locally, then soften/sharpen with the temperature
+        p = calibrate(reply.values, c.calibration, data.label_prior())
+        soft = p ** (1.0 / c.temperature)
+        soft /= soft.sum(1, keepdims=True)
+        keep = p.max(1) >= c.min_confidence
+        # 3. train the SM on private one-hot labels + the kept soft labels
+        texts = data.private.texts + [t for t, k in zip(data.public, keep) if k]
+        targets = np.vstack([data.one_hot(data.private.labels), soft[keep]])
+        weights = np.concatenate([np.ones(len(data.private)), np.full(int(keep.sum()), c.alpha)])
+        self.sm = data.new_sm().fit(texts, targets, sample_weight=weights, val=(data.val.texts, data.val.labels))
+        self.report = {"public_used": int(keep.sum()),
+                       "teacher_label_share": np.bincount(p.argmax(1), minlength=p.shape[1]).tolist()}
+
+    def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
+        return self.sm.predict_proba(texts)

@@ -1,0 +1,3 @@
+from silobridge.strategies.lm_zero_shot.strategy import LMZeroShot, LMZeroShotConfig
+
+__all__ = ["LMZeroShot", "LMZeroShotConfig"]

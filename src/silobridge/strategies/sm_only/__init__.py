@@ -1,0 +1,3 @@
+from silobridge.strategies.sm_only.strategy import SMOnly, SMOnlyConfig
+
+__all__ = ["SMOnly", "SMOnlyConfig"]
