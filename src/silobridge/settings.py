@@ -45,7 +45,7 @@ class LMConfig:
 
 @dataclass
 class SMConfig:
-    kind: SMKind = option(SMKind.ENCODER, "small model: 'encoder' (fine-tuned transformer) or 'tfidf' (TF-IDF + LR)")
+    kind: SMKind = option(SMKind.TFIDF, "small model: 'tfidf' (TF-IDF + LR, cheapest) or 'encoder' (fine-tuned MiniLM or sm.path)")
     path: str | None = option(None, "local HF encoder directory; empty = bundled all-MiniLM-L6-v2")
     epochs: int = option(4, "encoder fine-tuning epochs (best epoch on validation is kept)")
     lr: float = option(1e-4, "encoder peak learning rate (warm-up then linear decay)")

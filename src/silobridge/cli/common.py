@@ -11,7 +11,7 @@ from silobridge.configs import apply_overrides, from_dict, load_file
 from silobridge.errors import SilobridgeError
 from silobridge.settings import RunConfig
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML/JSON config file (see `silobridge config`)")
 SetOpt = typer.Option(None, "--set", "-s", help="override a config key: --set data.n_private=100 (repeatable)")

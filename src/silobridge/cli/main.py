@@ -13,7 +13,7 @@ from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOp
 
 app = typer.Typer(help="Large and small models collaborating across silos; every trade-off measured.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out_console = Console()
+out_console = Console(width=None if Console().is_terminal else 160)
 
 
 @app.command("list")

@@ -9,7 +9,10 @@ import pandas as pd
 from silobridge.data.task import LabelledTexts, TaskSpec
 from silobridge.errors import DataError
 
-REVIEWS = TaskSpec("reviews", ("great", "other"), "an Amazon fine-food product review")
+# prompt and verbalizer chosen on a validation sample of the training file (benchmarks/select_prompt.py)
+REVIEWS = TaskSpec("reviews", ("great", "other"), "an Amazon fine-food product review",
+                   verbalizer=("positive", "negative"),
+                   template="Review: {text}\n\nIs this review {labels}? Answer with one word.")
 
 
 def load_reviews() -> tuple[TaskSpec, LabelledTexts, LabelledTexts]:

@@ -14,6 +14,13 @@ class TaskSpec:
     name: str
     label_names: tuple[str, ...]
     description: str = "a text"
+    # how an LM is asked about this task (strategies may override): answer word per class, and the
+    # user message with {text}, {labels}, {description} placeholders
+    verbalizer: tuple[str, ...] = ()
+    template: str = "Here is {description}.\n\n{text}\n\nIs it {labels}? Answer with one word."
+
+    def answer_words(self) -> tuple[str, ...]:
+        return self.verbalizer or self.label_names
 
 
 @dataclass

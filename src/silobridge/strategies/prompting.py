@@ -9,6 +9,7 @@ import numpy as np
 
 from silobridge.boundary import Carrier, SoftLabels, TextBatch
 from silobridge.configs import check, option
+from silobridge.data.task import TaskSpec
 from silobridge.errors import BoundaryError
 from silobridge.models.lm import score_labels
 from silobridge.parties import ModelParty
@@ -22,24 +23,25 @@ class Calibration(enum.Enum):
 
 @dataclass
 class PromptConfig:
-    template: str = option(
-        "Here is {description}.\n\n{text}\n\nIs it {labels}? Answer with one word.",
-        "user message sent to the LM; {text}, {labels} and {description} are filled in")
-    label_words: tuple[str, ...] = option((), "answer word per class, in label order; empty = the label names")
+    template: str = option("", "user message sent to the LM with {text}, {labels}, {description} "
+                                   "placeholders; empty = the task's template")
+    label_words: tuple[str, ...] = option((), "answer word per class, in label order; empty = the task's "
+                                              "verbalizer (else its label names)")
     calibration: Calibration = option(Calibration.PRIOR, "data-side calibration: none, mean or prior")
     max_text_tokens: int = option(96, "each text is cut to this many LM tokens (bounds LM cost)")
     batch_size: int = option(8, "LM batch size")
 
     def __post_init__(self) -> None:
-        check("{text}" in self.template, "strategy.template", self.template, "a string containing {text}")
+        check(not self.template or "{text}" in self.template, "strategy.template", self.template,
+              "empty or a string containing {text}")
         check(self.max_text_tokens >= 8, "strategy.max_text_tokens", self.max_text_tokens, ">= 8")
         check(self.batch_size >= 1, "strategy.batch_size", self.batch_size, ">= 1")
 
 
-def words_for(cfg: PromptConfig, label_names: tuple[str, ...]) -> list[str]:
-    words = list(cfg.label_words) or list(label_names)
-    check(len(words) == len(label_names), "strategy.label_words", cfg.label_words,
-          f"one word per class ({len(label_names)})")
+def words_for(cfg: PromptConfig, task: TaskSpec) -> list[str]:
+    words = list(cfg.label_words or task.answer_words())
+    check(len(words) == len(task.label_names), "strategy.label_words", cfg.label_words,
+          f"one word per class ({len(task.label_names)})")
     return words
 
 
@@ -49,8 +51,8 @@ def score_op(cfg: PromptConfig):
     def op(party: ModelParty, carrier: Carrier) -> Carrier:
         if not isinstance(carrier, TextBatch):
             raise BoundaryError(f"'score' expects a text carrier, got '{carrier.kind}'", where="model.score")
-        words = words_for(cfg, party.task.label_names)
-        user = cfg.template.replace("{labels}", " or ".join(words)).replace(
+        words = words_for(cfg, party.task)
+        user = (cfg.template or party.task.template).replace("{labels}", " or ".join(words)).replace(
             "{description}", party.task.description)
         logp = score_labels(party.lm, carrier.items, user, words, cfg.max_text_tokens, cfg.batch_size,
                             desc=f"LM scoring {carrier.purpose}")

@@ -1,0 +1,152 @@
+"""CLI commands, resume, and bad input: clear error, exit code != 0, nothing left marked finished."""
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from silobridge.cli.main import app
+
+from conftest import SMALL
+
+runner = CliRunner()
+COMMANDS = ["list", "config", "run", "bench", "show"]
+
+
+def sets(*extra):
+    out = []
+    for s in SMALL + list(extra):
+        out += ["--set", s]
+    return out
+
+
+@pytest.mark.parametrize("command", [[]] + [[c] for c in COMMANDS])
+def test_help_on_every_command(command):
+    res = runner.invoke(app, command + ["--help"])
+    assert res.exit_code == 0, res.output
+    assert "Usage" in res.output
+
+
+def test_list_shows_every_strategy():
+    res = runner.invoke(app, ["list"])
+    for name in ["sm-only", "lm-zero-shot", "distill-public"]:
+        assert name in res.output
+
+
+def test_config_lists_strategy_keys():
+    res = runner.invoke(app, ["config", "distill-public"])
+    assert res.exit_code == 0
+    assert "strategy.temperature" in res.output and "data.n_private" in res.output
+
+
+def test_run_writes_result_and_ledger(tmp_path, tiny_lm_dir):
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["run", "distill-public", "--out", str(out), "--lm", tiny_lm_dir, "--seed", "3",
+                              *sets("strategy.temperature=2")])
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "result.json").read_text())
+    assert result["seed"] == 3 and result["config"]["strategy"]["temperature"] == 2.0
+    assert (out / "ledger.jsonl").read_text().count("\n") == result["objectives"]["communication"]["messages"]
+
+
+def test_config_file_toml_and_yaml(tmp_path, tiny_lm_dir):
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'seed = 4\n[data]\nn_private = 30\nn_val = 10\nn_public = 20\nn_test = 30\n'
+                    f'[lm]\npath = "{tiny_lm_dir}"\n[strategy]\ncalibration = "mean"\n')
+    res = runner.invoke(app, ["run", "lm-zero-shot", "--config", str(toml), "--out", str(tmp_path / "t"),
+                              "--set", "data.n_test=25"])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "t" / "result.json").read_text())
+    assert (r["seed"], r["config"]["data"]["n_test"], r["config"]["strategy"]["calibration"]) == (4, 25, "mean")
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text("seed: 5\ndata:\n  n_private: 30\n  n_val: 10\n  n_public: 20\n  n_test: 30\n")
+    res = runner.invoke(app, ["run", "sm-only", "--config", str(yaml), "--out", str(tmp_path / "y")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "y" / "result.json").read_text())["seed"] == 5
+
+
+def test_bench_resumes_finished_runs(tmp_path, tiny_lm_dir):
+    out = tmp_path / "b"
+    cmd = [sys.executable, "-m", "silobridge", "bench", "--strategies", "sm-only,lm-zero-shot", "--seeds", "0,1",
+           "--out", str(out), "--lm", tiny_lm_dir, *sets()]
+    first = subprocess.run(cmd, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.count("done") == 4
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["strategy"], r["seed"]) for r in rows) == [
+        ("lm-zero-shot", 0), ("lm-zero-shot", 1), ("sm-only", 0), ("sm-only", 1)]
+    # interrupted run: its result is missing, so only it runs again
+    (out / "sm-only" / "seed1" / "result.json").unlink()
+    second = subprocess.run(cmd, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert second.stderr.count("skip") == 3 and second.stderr.count("done") == 1
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4
+    # a changed config never overwrites finished results
+    third = subprocess.run(cmd + ["--set", "data.n_private=30"], capture_output=True, text=True)
+    assert third.returncode == 2 and "different config" in third.stderr
+
+
+def bad(tmp_path, args, match):
+    out = tmp_path / "bad"
+    res = runner.invoke(app, ["run", "sm-only", "--out", str(out), *args])
+    assert res.exit_code == 2, res.output
+    assert match in res.output, res.output
+    assert "Fix:" in res.output
+    assert not (out / "result.json").exists()
+    return res
+
+
+def test_missing_column(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("body,label\nhello there,a\nbye now,b\n")
+    bad(tmp_path, ["--data", str(f), "--text-col", "text"], "text column 'text' is missing")
+
+
+def test_empty_file(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("")
+    bad(tmp_path, ["--data", str(f)], "empty")
+
+
+def test_one_class_label_column(tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text("\n".join(json.dumps({"text": f"text {i}", "label": "same"}) for i in range(20)))
+    bad(tmp_path, ["--data", str(f)], "single class")
+
+
+def test_too_few_rows_for_the_splits(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("text,label\n" + "\n".join(f"row {i},{'ab'[i % 2]}" for i in range(30)))
+    bad(tmp_path, ["--data", str(f)], "lower data.n_public")
+
+
+def test_unknown_set_key_and_bad_value(tmp_path):
+    bad(tmp_path, ["--set", "data.n_privat=3"], "unknown key(s) data.n_privat")
+    bad(tmp_path, ["--set", "data.n_private=many"], "cannot read 'many' as int")
+    bad(tmp_path, ["--set", "data.n_private=-5"], "data.n_private")
+    bad(tmp_path, ["--set", "strategy.temperature=2"], "unknown key(s) strategy.temperature")
+
+
+def test_unknown_strategy(tmp_path):
+    res = runner.invoke(app, ["run", "no-such-thing", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "unknown strategy 'no-such-thing'" in res.output
+    assert "sm-only" in res.output
+
+
+def test_bad_model_path(tmp_path):
+    bad(tmp_path, ["--sm", str(tmp_path)], "no config.json")
+
+
+def test_user_csv_end_to_end(tmp_path):
+    f = tmp_path / "tickets.csv"
+    rows = [f"refund please my card was charged twice order {i},billing" if i % 2 else
+            f"the app crashes when I open settings on device {i},bug" for i in range(120)]
+    f.write_text("message,team\n" + "\n".join(rows))
+    out = tmp_path / "u"
+    res = runner.invoke(app, ["run", "sm-only", "--data", str(f), "--text-col", "message", "--label-col", "team",
+                              "--out", str(out), "--set", "data.n_private=40", "--set", "data.n_val=10",
+                              "--set", "data.n_public=20", "--set", "data.n_test=30"])
+    assert res.exit_code == 0, res.output
+    r = json.loads((out / "result.json").read_text())
+    assert r["task"] == "tickets" and r["objectives"]["utility"]["accuracy"] == 1.0
