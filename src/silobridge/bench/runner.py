@@ -96,8 +96,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 "bytes_model_to_data": ledger.bytes_between("model", "data"),
                 "messages": len(ledger.entries),
             },
-            "lm_queries": {"calls": model.meter.calls, "tokens_in": model.meter.tokens_in,
-                           "tokens_out": model.meter.tokens_out},
+            "lm_queries": {"calls": model.meter.calls + model.meter.cached, "tokens_in": model.meter.tokens_in,
+                           "tokens_out": model.meter.tokens_out, "cached": model.meter.cached},
             "privacy": {
                 "epsilon": None,
                 "delta": None,

@@ -45,18 +45,27 @@ def make_splits(task: TaskSpec, pool: LabelledTexts, test: LabelledTexts | None,
                         f"(n_private={n_private}, n_val={n_val}, n_public={n_public}"
                         + (f", n_test={n_test}" if need_test else "") + ")", where=source,
                         fix="lower data.n_public / data.n_private / data.n_val / data.n_test with --set")
-    private_idx = _stratified(pool.labels, idx, n_private, rng)
-    idx = np.setdiff1d(idx, private_idx)
+    # drawn in the order val, public, private, so that val and public do not depend on the label
+    # budget (n_private): a label-budget sweep compares SMs on the same public pool
     val_idx = _stratified(pool.labels, idx, n_val, rng) if n_val else np.zeros(0, np.int64)
-    idx = rng.permutation(np.setdiff1d(idx, val_idx))
-    private, val = pool.subset(private_idx), pool.subset(val_idx)
+    idx = np.setdiff1d(idx, val_idx)
+    val = pool.subset(val_idx)
+    # the public pool must not repeat (spans of) test or validation records
+    taken = TextFingerprint(n=ngram)
+    taken.add(val.texts + test.texts)
+    public_idx = [i for i in rng.permutation(idx) if not taken.hits(pool.texts[i])][:n_public]
+    idx = np.setdiff1d(idx, public_idx)
+    public = [pool.texts[i] for i in public_idx]
+    # nor may private records share spans with the public pool (sending it would then leak them)
+    taken.add(public)
+    idx = np.array([i for i in idx if not taken.hits(pool.texts[i])], dtype=np.int64)
+    if n_private > len(idx):
+        raise DataError(f"only {len(idx)} records left for n_private={n_private}", where=source,
+                        fix="lower data.n_private or data.n_public")
+    private = pool.subset(_stratified(pool.labels, idx, n_private, rng))
     if len(np.unique(private.labels)) < 2:
         raise DataError(f"the {n_private} private labels hold a single class", where=source,
                         fix="raise data.n_private so that every class appears")
-    # the public pool must not repeat (spans of) private or test records: duplicates are dropped
-    taken = TextFingerprint(n=ngram)
-    taken.add(private.texts + val.texts + test.texts)
-    public = [pool.texts[i] for i in idx if not taken.hits(pool.texts[i])][:n_public]
     return Splits(task, private, val, public, test)
 
 

@@ -20,11 +20,40 @@ _GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 @dataclass
 class Meter:
-    """LM usage, as the model party would bill it."""
+    """LM usage, as the model party would bill it (``cached``: answers served from the score cache)."""
 
     calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    cached: int = 0
+
+
+class ScoreCache:
+    """The model party's on-disk memo of label scores, keyed by LM, prompt, label words and text.
+    Off by default; sweeps turn it on (``lm.cache=true``) so that repeated runs do not re-score."""
+
+    def __init__(self, *key: object):
+        import hashlib
+        import json
+
+        digest = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:20]
+        self.path = home() / "cache" / f"scores-{digest}.npz"
+        self.rows: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            with np.load(self.path) as z:
+                self.rows = dict(zip(z["keys"].tolist(), z["values"]))
+
+    @staticmethod
+    def key(text: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(list(self.rows)), values=np.array(list(self.rows.values())))
+        os.replace(tmp, self.path)
 
 
 @dataclass
@@ -124,8 +153,20 @@ def first_token_ids(lm: CausalLM, words: list[str]) -> list[int]:
 
 @torch.no_grad()
 def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words: list[str],
-                 max_text_tokens: int = 96, batch_size: int = 8, desc: str = "LM scoring") -> np.ndarray:
+                 max_text_tokens: int = 96, batch_size: int = 8, desc: str = "LM scoring",
+                 cache: bool = False) -> np.ndarray:
     """log P(first token of each label word | prompt(text)), renormalised over the labels: (n, k)."""
+    if cache:
+        memo = ScoreCache(lm.name, user_template, label_words, max_text_tokens)
+        keys = [memo.key(t) for t in texts]
+        todo = sorted({i for i, k in enumerate(keys) if k not in memo.rows})
+        if todo:
+            fresh = score_labels(lm, [texts[i] for i in todo], user_template, label_words, max_text_tokens,
+                                 batch_size, desc)
+            memo.rows.update({keys[i]: row for i, row in zip(todo, fresh)})
+            memo.save()
+        lm.meter.cached += len(texts) - len(todo)
+        return np.stack([memo.rows[k] for k in keys]) if texts else np.zeros((0, len(label_words)), np.float32)
     tok = lm.tokenizer
     label_ids = first_token_ids(lm, label_words)
     # 1. truncate each text to a token budget, 2. render the prompt around it

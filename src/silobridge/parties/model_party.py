@@ -18,6 +18,7 @@ class ModelParty:
     def __init__(self, task: TaskSpec, lm: LMConfig, policy: PolicyConfig):
         self.task = task
         self._lm_config = lm
+        self.cache = lm.cache
         self._lm: CausalLM | None = None
         self.meter = Meter()
         self.ops: dict[str, Op] = {}

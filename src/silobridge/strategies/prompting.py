@@ -55,7 +55,7 @@ def score_op(cfg: PromptConfig):
         user = (cfg.template or party.task.template).replace("{labels}", " or ".join(words)).replace(
             "{description}", party.task.description)
         logp = score_labels(party.lm, carrier.items, user, words, cfg.max_text_tokens, cfg.batch_size,
-                            desc=f"LM scoring {carrier.purpose}")
+                            desc=f"LM scoring {carrier.purpose}", cache=party.cache)
         return SoftLabels(values=logp, log=True, label_names=list(party.task.label_names))
 
     return op
