@@ -150,3 +150,25 @@ def test_user_csv_end_to_end(tmp_path):
     assert res.exit_code == 0, res.output
     r = json.loads((out / "result.json").read_text())
     assert r["task"] == "tickets" and r["objectives"]["utility"]["accuracy"] == 1.0
+
+
+def test_corrupt_sm_checkpoint(tmp_path, tiny_sm_dir):
+    import shutil
+
+    bad_dir = tmp_path / "sm"
+    shutil.copytree(tiny_sm_dir, bad_dir)
+    (bad_dir / "model.safetensors").write_bytes(b"\x00" * 16)
+    bad(tmp_path, ["--sm", str(bad_dir), *sets()], "cannot load the encoder")
+
+
+def test_interrupted_run_is_not_marked_finished(tmp_path, monkeypatch):
+    from silobridge.strategies.sm_only.strategy import SMOnly
+
+    def boom(self, data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SMOnly, "fit", boom)
+    out = tmp_path / "i"
+    res = runner.invoke(app, ["run", "sm-only", "--out", str(out), *sets()])
+    assert res.exit_code == 130 and "interrupted" in res.output
+    assert not (out / "result.json").exists()

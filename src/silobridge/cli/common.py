@@ -47,5 +47,9 @@ def friendly(fn: Callable) -> Callable:
         except SilobridgeError as exc:
             err.print(f"[bold red]error[/] ({type(exc).__name__}) {exc}", highlight=False, markup=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]: unfinished runs have no result.json; run the same command "
+                      "again to resume (finished runs are kept)")
+            raise typer.Exit(130) from None
 
     return wrapper

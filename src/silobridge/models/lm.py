@@ -118,7 +118,7 @@ def load_lm(path: str | None = None, threads: int | None = None) -> CausalLM:
     try:
         tok = AutoTokenizer.from_pretrained(src, **kw)
         model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # any loader failure (missing file, corrupt safetensors, bad config)
         raise ModelError(f"cannot load the causal LM: {exc}", where=str(src),
                          fix="check the directory holds a complete causal-LM checkpoint and tokenizer") from exc
     if tok.pad_token is None:

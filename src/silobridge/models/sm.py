@@ -79,7 +79,7 @@ class EncoderClassifier:
         try:
             self.tok = AutoTokenizer.from_pretrained(path)
             self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=n_classes)
-        except (OSError, ValueError, RuntimeError) as exc:
+        except Exception as exc:  # any loader failure (missing file, corrupt safetensors, bad config)
             raise ModelError(f"cannot load the encoder: {exc}", where=str(path),
                              fix="check the directory holds an encoder checkpoint and its tokenizer") from exc
         self.k, self.h, self.seed = n_classes, hyper, seed

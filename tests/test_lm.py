@@ -1,0 +1,51 @@
+"""LM label scoring on a tiny model: shapes, batching invariance, metering, the score cache."""
+import numpy as np
+import pytest
+
+from silobridge.errors import ModelError
+from silobridge.models.lm import load_lm, score_labels
+
+TEXTS = ["a short one", "a somewhat longer text about a product that tastes fine", "mid length text here"]
+TEMPLATE = "Review: {text}\nIs this review {labels}?"
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_lm_dir):
+    return load_lm(tiny_lm_dir)
+
+
+def test_scores_are_normalised_and_batch_invariant(lm):
+    one = score_labels(lm, TEXTS, TEMPLATE, ["positive", "negative"], batch_size=1)
+    many = score_labels(lm, TEXTS, TEMPLATE, ["positive", "negative"], batch_size=3)
+    assert one.shape == (3, 2)
+    np.testing.assert_allclose(np.exp(one).sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(one, many, atol=1e-4)  # left padding does not change the answer
+
+
+def test_meter_and_cache(lm):
+    before = (lm.meter.calls, lm.meter.cached)
+    first = score_labels(lm, TEXTS, TEMPLATE, ["yes", "no"], cache=True)
+    assert lm.meter.calls - before[0] == 3
+    again = score_labels(lm, TEXTS[::-1], TEMPLATE, ["yes", "no"], cache=True)
+    assert lm.meter.calls - before[0] == 3 and lm.meter.cached - before[1] == 3
+    np.testing.assert_array_equal(again, first[::-1])
+
+
+def test_label_words_sharing_a_first_token_are_refused(lm):
+    with pytest.raises(ModelError, match="start with the same token"):
+        score_labels(lm, TEXTS, TEMPLATE, ["good", "good"])
+
+
+def test_not_a_model_dir(tmp_path):
+    with pytest.raises(ModelError, match="no config.json"):
+        load_lm(str(tmp_path))
+
+
+def test_corrupt_checkpoint(tmp_path, tiny_lm_dir):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_lm_dir, bad)
+    (bad / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="cannot load the causal LM"):
+        load_lm(str(bad))
