@@ -71,7 +71,8 @@ def test_verbatim_private_record_is_refused():
 def test_long_overlapping_span_is_refused_but_short_overlap_passes():
     ch, _, _, _ = make([NoPrivateRecords(fingerprint())])
     with pytest.raises(PolicyViolation, match="no-private-records"):
-        ch.call("data", "model", "s", TextBatch(["Fox story: The QUICK brown fox jumps over the lazy dog, while it rains"]))
+        text = "Fox story: The QUICK brown fox jumps over the lazy dog, while it rains"
+        ch.call("data", "model", "s", TextBatch([text]))
     ch.call("data", "model", "s", TextBatch(["the quick brown fox is a common phrase"]))
 
 

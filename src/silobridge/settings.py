@@ -20,7 +20,8 @@ class DataConfig:
     path: str | None = option(None, "CSV/JSONL file of labelled texts; empty = the bundled reviews task")
     text_col: str = option("text", "column holding the text (with --data)")
     label_col: str = option("label", "column holding the label (with --data)")
-    test_path: str | None = option(None, "optional separate test file (same columns); else test rows are drawn from --data")
+    test_path: str | None = option(None, "optional separate test file (same columns); "
+                                         "else test rows are drawn from --data")
     n_private: int = option(400, "private labelled records the data party trains on (the label budget)")
     n_val: int = option(100, "private labelled records for validation (early stopping / selection)")
     n_public: int = option(1000, "unlabelled public pool (disjoint from private and test)")
@@ -47,7 +48,8 @@ class LMConfig:
 
 @dataclass
 class SMConfig:
-    kind: SMKind = option(SMKind.TFIDF, "small model: 'tfidf' (TF-IDF + LR, cheapest) or 'encoder' (fine-tuned MiniLM or sm.path)")
+    kind: SMKind = option(SMKind.TFIDF, "small model: 'tfidf' (TF-IDF + LR, cheapest) or 'encoder' "
+                                        "(fine-tuned MiniLM, or the encoder at sm.path)")
     path: str | None = option(None, "local HF encoder directory; empty = bundled all-MiniLM-L6-v2")
     epochs: int = option(4, "encoder fine-tuning epochs (best epoch on validation is kept)")
     lr: float = option(1e-4, "encoder peak learning rate (warm-up then linear decay)")

@@ -25,5 +25,6 @@ class LMZeroShot(Strategy):
 
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
         # 1. ship the inference inputs to the LM (a declared exposure), 2. calibrate locally
-        reply = expect(data.model.call("score", TextBatch(texts, purpose="inference", exposure="inference_records")), SoftLabels)
+        batch = TextBatch(texts, purpose="inference", exposure="inference_records")
+        reply = expect(data.model.call("score", batch), SoftLabels)
         return calibrate(reply.values, self.config.calibration, self.prior)

@@ -1,0 +1,166 @@
+"""Causal-LM training and evaluation: perplexity, layer-drop emulators, LoRA adapters that move
+between an emulator and its full LM (Offsite-Tuning), and LoRA fine-tuning (optionally DP-SGD)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from silobridge.errors import ConfigError, ModelError
+from silobridge.models.lm import CausalLM
+from silobridge.progress import track
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"]
+
+
+def _layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise ModelError(f"{type(model).__name__} has no model.layers", where="lm.path",
+                         fix="use a decoder-only LM of the Llama/Mistral/Qwen family")
+    return layers
+
+
+def n_layers(lm: CausalLM) -> int:
+    return len(_layers(lm.model))
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _encode(lm: CausalLM, texts: list[str], max_len: int) -> list[list[int]]:
+    tok = lm.tokenizer
+    bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+    return [(bos + tok(t, add_special_tokens=False)["input_ids"])[:max_len] for t in texts]
+
+
+def _pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for r, s in enumerate(seqs):  # right padding for training and scoring whole sequences
+        ids[r, :len(s)] = torch.tensor(s)
+        mask[r, :len(s)] = 1
+    return ids, mask
+
+
+def _loss_terms(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token NLL, per-token correctness, and the target mask (next-token prediction)."""
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+    target, tmask = ids[:, 1:], mask[:, 1:].bool()
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+    return nll, (logits.argmax(-1) == target), tmask
+
+
+@torch.no_grad()
+def perplexity(lm: CausalLM, texts: list[str], max_len: int = 128, batch_size: int = 8,
+               model: torch.nn.Module | None = None) -> dict[str, float]:
+    """Token-level perplexity and next-token accuracy of ``model`` (default ``lm.model``) on ``texts``."""
+    model = model or lm.model
+    model.eval()
+    seqs = [s for s in _encode(lm, texts, max_len) if len(s) >= 2]
+    nll_sum, correct, count = 0.0, 0, 0
+    for start in track(range(0, len(seqs), batch_size), "perplexity", total=-(-len(seqs) // batch_size)):
+        ids, mask = _pad(seqs[start:start + batch_size], lm.tokenizer.pad_token_id or 0)
+        nll, ok, tmask = _loss_terms(model, ids, mask)
+        nll_sum += float(nll[tmask].sum())
+        correct += int(ok[tmask].sum())
+        count += int(tmask.sum())
+    return {"perplexity": float(np.exp(nll_sum / max(count, 1))), "next_token_accuracy": correct / max(count, 1),
+            "tokens": count}
+
+
+# --- emulators (layer-drop) -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EmulatorPlan:
+    """Which LM layers an emulator keeps: ``adapter`` layers at the bottom and top (exact copies,
+    where adapters are trained) and every ``stride``-th middle layer (frozen, compressed)."""
+
+    lm_layers: int
+    bottom: int
+    top: int
+    stride: int
+
+    def __post_init__(self) -> None:
+        if self.bottom < 1 or self.top < 1 or self.stride < 1:
+            raise ConfigError(f"bottom={self.bottom}, top={self.top}, stride={self.stride}", where="strategy.emulator",
+                              fix="keep at least one bottom and one top layer; stride >= 1")
+        if self.bottom + self.top > self.lm_layers:
+            raise ConfigError(f"the emulator keeps {self.bottom} + {self.top} adapter layers but the LM has only "
+                              f"{self.lm_layers}", where="strategy.bottom/top",
+                              fix=f"keep bottom + top <= {self.lm_layers} layers")
+
+    @property
+    def kept(self) -> list[int]:
+        middle = list(range(self.bottom, self.lm_layers - self.top))[::self.stride]
+        return list(range(self.bottom)) + middle + list(range(self.lm_layers - self.top, self.lm_layers))
+
+    @property
+    def adapter_layers(self) -> list[int]:
+        """LM indices of the layers where adapters live."""
+        return list(range(self.bottom)) + list(range(self.lm_layers - self.top, self.lm_layers))
+
+
+def build_emulator(lm: CausalLM, plan: EmulatorPlan) -> torch.nn.Module:
+    """A copy of the LM keeping only ``plan.kept`` layers (embeddings and head included)."""
+    emu = copy.deepcopy(lm.model)
+    layers = _layers(emu)
+    kept = plan.kept
+    emu.model.layers = torch.nn.ModuleList([layers[i] for i in kept])
+    for j, layer in enumerate(emu.model.layers):  # the KV cache indexes layers by position
+        if hasattr(layer, "self_attn") and hasattr(layer.self_attn, "layer_idx"):
+            layer.self_attn.layer_idx = j
+    emu.config.num_hidden_layers = len(kept)
+    if getattr(emu.config, "layer_types", None):
+        emu.config.layer_types = [emu.config.layer_types[i] for i in kept]
+    return emu
+
+
+def distill_emulator(lm: CausalLM, emu: torch.nn.Module, texts: list[str], steps: int, lr: float = 1e-4,
+                     batch_size: int = 4, max_len: int = 96, seed: int = 0) -> list[float]:
+    """Train the emulator's middle to match the LM's next-token distributions on (public) text."""
+    torch.manual_seed(seed)
+    seqs = _encode(lm, texts, max_len)
+    params = [p for n, p in emu.named_parameters() if ".layers." in n]
+    opt = torch.optim.AdamW(params, lr=lr)
+    rng = np.random.default_rng(seed)
+    lm.model.eval()
+    losses = []
+    for _ in track(range(steps), "distilling emulator", total=steps):
+        batch = [seqs[i] for i in rng.choice(len(seqs), min(batch_size, len(seqs)), replace=False)]
+        ids, mask = _pad(batch, lm.tokenizer.pad_token_id or 0)
+        with torch.no_grad():
+            teacher = torch.log_softmax(lm.model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+        emu.train()
+        student = torch.log_softmax(emu(input_ids=ids, attention_mask=mask).logits.float(), -1)
+        kl = (teacher.exp() * (teacher - student)).sum(-1)  # KL(teacher || student) per token
+        loss = (kl * mask).sum() / mask.sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    emu.eval()
+    return losses
+
+
+def quantize_int8(tensors: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Symmetric per-row int8 quantisation: (int8 tensors, float32 scales)."""
+    q, scales = {}, {}
+    for name, t in tensors.items():
+        t2 = t.reshape(t.shape[0], -1) if t.ndim > 1 else t.reshape(1, -1)
+        s = np.maximum(np.abs(t2).max(1, keepdims=True), 1e-12) / 127.0
+        q[name] = np.round(t2 / s).astype(np.int8).reshape(t.shape)
+        scales[name] = s.astype(np.float32).ravel()
+    return q, scales
+
+
+def dequantize_int8(q: dict[str, np.ndarray], scales: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, t in q.items():
+        t2 = t.reshape(t.shape[0], -1) if t.ndim > 1 else t.reshape(1, -1)
+        out[name] = (t2.astype(np.float32) * scales[name][:, None]).reshape(t.shape)
+    return out

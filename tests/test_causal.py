@@ -1,0 +1,99 @@
+"""Emulators, LoRA adapters moving from an emulator to its LM, perplexity, int8 transport."""
+import numpy as np
+import pytest
+import torch
+
+from silobridge.errors import ConfigError, ModelError
+from silobridge.models.causal import (EmulatorPlan, build_emulator, dequantize_int8, distill_emulator, n_layers,
+                                      n_params, perplexity, quantize_int8)
+from silobridge.models.lm import load_lm
+from silobridge.models.lora import LoraSpec, add_lora, export_adapters, plug_adapters, train_causal
+
+TEXTS = ["this tea tastes great and arrives fresh every time", "the cookies were stale and broken",
+         "my dog loves these treats so much", "too salty for my taste, would not buy again"] * 3
+
+
+@pytest.fixture
+def lm(tiny_lm_dir):
+    return load_lm(tiny_lm_dir)
+
+
+@pytest.fixture
+def lm4(tmp_path, tokenizer_dir):
+    """A 4-layer tiny LM, so that an emulator can drop middle layers."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(1)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=tok.pad_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    return load_lm(str(tmp_path))
+
+
+def test_plan_keeps_adapter_layers_and_a_strided_middle():
+    plan = EmulatorPlan(lm_layers=30, bottom=2, top=2, stride=3)
+    assert plan.kept == [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 28, 29]
+    assert plan.adapter_layers == [0, 1, 28, 29]
+    assert EmulatorPlan(lm_layers=4, bottom=2, top=2, stride=1).kept == [0, 1, 2, 3]
+    with pytest.raises(ConfigError, match="LM has only 4"):
+        EmulatorPlan(lm_layers=4, bottom=3, top=2, stride=1)
+
+
+def test_emulator_is_smaller_and_runs(lm4):
+    plan = EmulatorPlan(4, 1, 1, 2)
+    emu = build_emulator(lm4, plan)
+    assert len(emu.model.layers) == 3 == emu.config.num_hidden_layers
+    assert n_params(emu) < n_params(lm4.model)
+    assert n_layers(lm4) == 4  # the LM itself is untouched
+    out = perplexity(lm4, TEXTS, model=emu)
+    assert out["perplexity"] > 1 and 0 <= out["next_token_accuracy"] <= 1
+    before = perplexity(lm4, TEXTS, model=emu)["perplexity"]
+    losses = distill_emulator(lm4, emu, TEXTS, steps=5, lr=1e-3, batch_size=len(TEXTS))
+    assert losses[-1] < losses[0]
+    assert before != perplexity(lm4, TEXTS, model=emu)["perplexity"]
+
+
+def test_adapters_trained_on_emulator_plug_into_the_lm(lm4):
+    plan = EmulatorPlan(4, 1, 1, 2)  # keeps LM layers [0, 1, 3]; adapters on 0 and 3
+    emu = build_emulator(lm4, plan)
+    adapter_idx = [plan.kept.index(i) for i in plan.adapter_layers]
+    peft_emu = add_lora(emu, adapter_idx, LoraSpec(r=4))
+    losses = train_causal(peft_emu, lm4, TEXTS, LoraSpec(r=4, lr=1e-2, epochs=2, batch_size=4))
+    assert losses[-1] < losses[0]
+    tensors = export_adapters(peft_emu, plan.kept)
+    assert {int(n.split(".layers.")[1].split(".")[0]) for n in tensors} == {0, 3}
+    base = perplexity(lm4, TEXTS)["perplexity"]
+    plugged = plug_adapters(lm4.model, tensors, LoraSpec(r=4))
+    assert perplexity(lm4, TEXTS, model=plugged)["perplexity"] != base
+    with plugged.disable_adapter():
+        assert perplexity(lm4, TEXTS, model=plugged)["perplexity"] == pytest.approx(base, rel=1e-5)
+
+
+def test_full_emulator_and_lm_agree_exactly_with_the_same_adapters(lm):
+    plan = EmulatorPlan(2, 1, 1, 1)  # keeps every layer: the emulator is the LM
+    emu = add_lora(build_emulator(lm, plan), [0, 1], LoraSpec(r=4))
+    train_causal(emu, lm, TEXTS, LoraSpec(r=4, lr=1e-2, batch_size=4))
+    plugged = plug_adapters(lm.model, export_adapters(emu, plan.kept), LoraSpec(r=4))
+    assert perplexity(lm, TEXTS, model=plugged)["perplexity"] == pytest.approx(
+        perplexity(lm, TEXTS, model=emu)["perplexity"], rel=1e-5)
+
+
+def test_adapter_that_does_not_fit_is_refused(lm, tiny_lm_dir):
+    bad = {"base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight": np.zeros((4, 32), np.float32)}
+    with pytest.raises(ModelError, match="the LM has 2"):
+        plug_adapters(lm.model, bad, LoraSpec(r=4))
+    wrong_rank = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": np.zeros((3, 32), np.float32)}
+    with pytest.raises(ModelError, match="shape"):
+        plug_adapters(load_lm(tiny_lm_dir).model, wrong_rank, LoraSpec(r=4))
+
+
+def test_int8_roundtrip_is_close():
+    rng = np.random.default_rng(0)
+    t = {"w": rng.normal(size=(16, 8)).astype(np.float32), "b": rng.normal(size=8).astype(np.float32)}
+    q, s = quantize_int8(t)
+    assert q["w"].dtype == np.int8
+    back = dequantize_int8(q, s)
+    for k in t:
+        assert np.abs(back[k] - t[k]).max() <= np.abs(t[k]).max() / 127 + 1e-6
