@@ -23,13 +23,14 @@ def tokenizer_dir():
 
 @pytest.fixture(scope="session")
 def tiny_lm_dir(tmp_path_factory, tokenizer_dir):
-    """A 2-layer random Llama (with a real tokenizer) saved with save_pretrained."""
+    """A 5-layer random Llama (with a real tokenizer) saved with save_pretrained: enough layers for
+    the default emulator plan (2 bottom + every 4th middle + 2 top)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=5,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                       pad_token_id=tok.pad_token_id)
     path = tmp_path_factory.mktemp("tiny-lm")
@@ -54,7 +55,8 @@ def tiny_sm_dir(tmp_path_factory, tokenizer_dir):
     return str(path)
 
 
-SMALL = ["data.n_private=40", "data.n_val=20", "data.n_public=40", "data.n_test=50", "data.canaries=3"]
+SMALL = ["data.n_private=40", "data.n_val=20", "data.n_public=40", "data.n_test=50", "data.canaries=3",
+         "data.n_lm_eval=10"]
 
 
 @pytest.fixture

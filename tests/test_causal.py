@@ -72,8 +72,8 @@ def test_adapters_trained_on_emulator_plug_into_the_lm(lm4):
 
 
 def test_full_emulator_and_lm_agree_exactly_with_the_same_adapters(lm):
-    plan = EmulatorPlan(2, 1, 1, 1)  # keeps every layer: the emulator is the LM
-    emu = add_lora(build_emulator(lm, plan), [0, 1], LoraSpec(r=4))
+    plan = EmulatorPlan(5, 1, 1, 1)  # keeps every layer: the emulator is the LM
+    emu = add_lora(build_emulator(lm, plan), [0, 4], LoraSpec(r=4))
     train_causal(emu, lm, TEXTS, LoraSpec(r=4, lr=1e-2, batch_size=4))
     plugged = plug_adapters(lm.model, export_adapters(emu, plan.kept), LoraSpec(r=4))
     assert perplexity(lm, TEXTS, model=plugged)["perplexity"] == pytest.approx(
@@ -82,7 +82,7 @@ def test_full_emulator_and_lm_agree_exactly_with_the_same_adapters(lm):
 
 def test_adapter_that_does_not_fit_is_refused(lm, tiny_lm_dir):
     bad = {"base_model.model.model.layers.7.self_attn.q_proj.lora_A.weight": np.zeros((4, 32), np.float32)}
-    with pytest.raises(ModelError, match="the LM has 2"):
+    with pytest.raises(ModelError, match="the LM has 5"):
         plug_adapters(lm.model, bad, LoraSpec(r=4))
     wrong_rank = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": np.zeros((3, 32), np.float32)}
     with pytest.raises(ModelError, match="shape"):

@@ -26,10 +26,11 @@ class DataConfig:
     n_val: int = option(100, "private labelled records for validation (early stopping / selection)")
     n_public: int = option(1000, "unlabelled public pool (disjoint from private and test)")
     n_test: int = option(1000, "test records, seen by the harness (and by the data party as inference inputs)")
+    n_lm_eval: int = option(200, "test texts on which deployed causal LMs' perplexity is measured (0 = off)")
     canaries: int = option(5, "random secrets planted into private records to measure leakage (0 = off)")
 
     def __post_init__(self) -> None:
-        for name in ("n_private", "n_val", "n_public", "n_test", "canaries"):
+        for name in ("n_private", "n_val", "n_public", "n_test", "n_lm_eval", "canaries"):
             check(getattr(self, name) >= 0, f"data.{name}", getattr(self, name), ">= 0")
         check(self.n_private >= 2, "data.n_private", self.n_private, ">= 2 (one record per class at least)")
         check(self.n_test >= 1, "data.n_test", self.n_test, ">= 1")

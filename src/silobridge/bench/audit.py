@@ -2,9 +2,17 @@
 planted canaries and data-party records found in the traffic."""
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
+from collections.abc import Iterable
 
-from silobridge.boundary import Carrier, Entry, TextFingerprint
+import numpy as np
+
+from silobridge.boundary import Carrier, Entry, TextFingerprint, Weights
+
+
+def _hash(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()
 
 
 class Auditor:
@@ -16,6 +24,8 @@ class Auditor:
         self.records_seen: set[int] = set()
         self.records_declared: set[int] = set()
         self.exposures: Counter[str] = Counter()
+        self.sent_arrays: set[str] = set()  # hashes of float arrays the model party sent
+        self.declared_share = 0.0
 
     def __call__(self, entry: Entry, carrier: Carrier) -> None:
         payload = carrier.encode()
@@ -27,3 +37,18 @@ class Auditor:
                 self.records_declared |= hits
         if carrier.exposure:
             self.exposures[carrier.exposure] += len(carrier.texts())
+        if entry.sender == "model":
+            self.sent_arrays |= {_hash(a) for a in carrier.arrays().values() if a.dtype.kind == "f" and a.size >= 256}
+            if isinstance(carrier, Weights):
+                self.declared_share = max(self.declared_share, float(carrier.meta.get("revealed_param_share", 0.0)))
+
+    def model_leakage(self, lm_parameters: Iterable[np.ndarray] | None) -> dict[str, float]:
+        """Share of the LM's parameters that crossed: bit-exact copies found in the traffic, and the
+        share the model party declared (e.g. an emulator's size, also counting quantised copies)."""
+        exact = total = 0
+        for p in lm_parameters or []:
+            total += p.size
+            if self.sent_arrays and _hash(p) in self.sent_arrays:
+                exact += p.size
+        return {"lm_param_share_exact": exact / total if total else 0.0,
+                "lm_param_share_declared": self.declared_share}

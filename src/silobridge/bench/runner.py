@@ -18,6 +18,7 @@ from silobridge.boundary import InProcessChannel, Ledger
 from silobridge.configs import from_dict, to_dict
 from silobridge.data import load_reviews, load_table, make_splits
 from silobridge.data.task import Splits
+from silobridge.models.causal import perplexity
 from silobridge.parties import DataParty, ModelParty
 from silobridge.settings import RunConfig
 from silobridge.strategies import get
@@ -82,6 +83,16 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     k = len(splits.task.label_names)
     model_s = channel.busy_seconds.get("model", 0.0)
 
+    # 4. evaluation only: causal LMs the strategy deployed, on held-out private text
+    lm_rows = {}
+    eval_texts = splits.test.texts[:cfg.data.n_lm_eval]
+    for label, lm in (strat.language_models(data, model).items() if eval_texts else []):
+        lm_rows[label] = perplexity(lm, eval_texts, model=lm.model)
+    util = utility(splits.test.labels, proba, k)
+    if "deployed" in lm_rows:
+        util |= {"perplexity": lm_rows["deployed"]["perplexity"],
+                 "next_token_accuracy": lm_rows["deployed"]["next_token_accuracy"]}
+
     cfg_dict = to_dict(cfg) | {"strategy": to_dict(scfg)}
     result = {
         "strategy": strategy,
@@ -90,7 +101,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         "config": cfg_dict,
         "config_digest": config_digest(strategy, cfg_dict),
         "objectives": {
-            "utility": utility(splits.test.labels, proba, k),
+            "utility": util,
             "communication": {
                 "bytes_data_to_model": ledger.bytes_between("data", "model"),
                 "bytes_model_to_data": ledger.bytes_between("model", "data"),
@@ -106,6 +117,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 "declared_exposures": len(auditor.records_declared),
                 "exposures": dict(auditor.exposures),
             },
+            "model_leakage": auditor.model_leakage(model.lm.parameters() if model.lm_loaded else None),
             "compute": {
                 "data_party_seconds": round(t_fit + t_pred - model_s, 3),
                 "model_party_seconds": round(model_s, 3),
@@ -116,7 +128,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         },
         "splits": {"private": len(splits.private), "val": len(splits.val), "public": len(splits.public),
                    "test": len(splits.test), "canaries": len(data.secrets)},
-        "report": strat.report,
+        "report": strat.report | ({"lm_eval": lm_rows} if lm_rows else {}),
         "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__},
     }
     eps = [e.epsilon for e in ledger.entries if e.epsilon is not None]

@@ -149,6 +149,7 @@ class Weights(Carrier):
     kind: ClassVar[str] = "weights"
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
     origin: str = "adapter"  # "lm", "emulator", "adapter", "sm"
+    meta: dict[str, Any] = field(default_factory=dict)  # architecture, layer map, quantisation scales' names
 
     def arrays(self) -> dict[str, np.ndarray]:
         return dict(self.tensors)

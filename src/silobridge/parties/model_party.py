@@ -32,6 +32,10 @@ class ModelParty:
             self._lm.meter = self.meter
         return self._lm
 
+    @property
+    def lm_loaded(self) -> bool:
+        return self._lm is not None
+
     def handle(self, op: str, carrier: Carrier) -> Carrier:
         if op not in self.ops:
             raise BoundaryError(f"the model party offers no operation '{op}'", where="channel",

@@ -46,6 +46,11 @@ class Strategy(ABC):
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
         """Class probabilities for inference inputs that arrived at the data party."""
 
+    def language_models(self, data: DataParty, model: ModelParty) -> dict[str, Any]:
+        """Evaluation hook (called by the omniscient harness only, after predict): named causal LMs
+        whose perplexity on held-out private text is reported; "deployed" is the strategy's own."""
+        return {}
+
 
 def register(cls: type[Strategy]) -> type[Strategy]:
     REGISTRY[cls.name] = cls

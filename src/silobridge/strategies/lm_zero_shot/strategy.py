@@ -28,3 +28,6 @@ class LMZeroShot(Strategy):
         batch = TextBatch(texts, purpose="inference", exposure="inference_records")
         reply = expect(data.model.call("score", batch), SoftLabels)
         return calibrate(reply.values, self.config.calibration, self.prior)
+
+    def language_models(self, data, model):
+        return {"deployed": model.lm}  # the LM alone: the reference for perplexity

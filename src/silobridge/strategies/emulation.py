@@ -1,0 +1,146 @@
+"""Offsite-Tuning's building blocks, shared by `emulator` and `offsite-tuning`: the model party
+builds a layer-drop emulator of its LM (optionally distilled on public text, optionally int8) and
+sends only that; the data party rebuilds it, and trains LoRA adapters on its adapter layers with its
+private records."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from silobridge.boundary import Carrier, TextBatch, Weights, expect
+from silobridge.configs import check, option
+from silobridge.models.causal import (EmulatorPlan, build_emulator, dequantize_int8, distill_emulator, n_layers,
+                                      n_params, quantize_int8)
+from silobridge.models.lm import CausalLM, build_prompt
+from silobridge.models.lora import LoraSpec, add_lora, export_adapters, train_causal
+from silobridge.parties import DataParty, ModelParty
+from silobridge.strategies.prompting import PromptConfig, words_for
+
+SCALE = "::scale"
+
+
+@dataclass
+class EmulatorConfig(PromptConfig):
+    bottom: int = option(2, "LM layers kept exactly at the bottom (adapters are trained there)")
+    top: int = option(2, "LM layers kept exactly at the top (adapters are trained there)")
+    stride: int = option(4, "keep every stride-th middle layer (layer-drop compression)")
+    distill_steps: int = option(40, "steps distilling the emulator's middle on public text to match the LM (0 = off)")
+    distill_texts: int = option(200, "public texts sent for the distillation (0 = none)")
+    int8: bool = option(False, "send the emulator int8-quantised (per-row scales)")
+    lora_r: int = option(8, "LoRA rank of the adapters")
+    lora_lr: float = option(1e-3, "LoRA learning rate")
+    lora_epochs: int = option(1, "passes over the private records")
+    max_len: int = option(128, "tokens per training sequence")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("bottom", "top", "stride", "lora_r", "lora_epochs"):
+            check(getattr(self, name) >= 1, f"strategy.{name}", getattr(self, name), ">= 1")
+        for name in ("distill_steps", "distill_texts"):
+            check(getattr(self, name) >= 0, f"strategy.{name}", getattr(self, name), ">= 0")
+        check(self.lora_lr > 0, "strategy.lora_lr", self.lora_lr, "> 0")
+
+    @property
+    def lora(self) -> LoraSpec:
+        return LoraSpec(r=self.lora_r, alpha=2 * self.lora_r, lr=self.lora_lr, epochs=self.lora_epochs,
+                        max_len=self.max_len)
+
+
+def _unique_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    """State dict without tied duplicates (e.g. lm_head sharing the embedding matrix)."""
+    seen, out = set(), {}
+    for name, t in model.state_dict().items():
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        out[name] = t.detach().cpu().numpy().copy()
+    return out
+
+
+def emulator_op(cfg: EmulatorConfig):
+    """Model-party operation: public texts (for distillation) -> the emulator's weights."""
+
+    def op(party: ModelParty, carrier: Carrier) -> Carrier:
+        lm = party.lm
+        plan = EmulatorPlan(n_layers(lm), cfg.bottom, cfg.top, cfg.stride)
+        emu = build_emulator(lm, plan)
+        texts = expect(carrier, TextBatch).items
+        losses = distill_emulator(lm, emu, texts, cfg.distill_steps) if cfg.distill_steps and texts else []
+        tensors = _unique_state(emu)
+        if cfg.int8:
+            q, scales = quantize_int8({k: v for k, v in tensors.items() if v.ndim == 2})
+            tensors.update(q)
+            tensors.update({k + SCALE: v for k, v in scales.items()})
+        with tempfile.TemporaryDirectory() as tmp:
+            lm.tokenizer.save_pretrained(tmp)
+            tok_files = {p.name: p.read_text() for p in Path(tmp).iterdir() if p.is_file()}
+        meta = {"config": emu.config.to_dict(), "tokenizer": tok_files, "kept": plan.kept,
+                "adapter_layers": plan.adapter_layers, "lm_layers": plan.lm_layers,
+                "revealed_param_share": n_params(emu) / n_params(lm.model), "distill_losses": losses[::5]}
+        return Weights(tensors=tensors, origin="emulator", meta=meta, exposure="lm_weights")
+
+    return op
+
+
+def rebuild(w: Weights) -> tuple[CausalLM, torch.nn.Module]:
+    """Data side: the emulator as a runnable model, with the tokenizer it came with."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tensors = dict(w.tensors)
+    scales = {k[:-len(SCALE)]: tensors.pop(k) for k in list(tensors) if k.endswith(SCALE)}
+    tensors.update(dequantize_int8({k: tensors[k] for k in scales}, scales))
+    spec = dict(w.meta["config"])
+    config = AutoConfig.for_model(spec.pop("model_type"), **spec)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}, strict=False)
+    model.tie_weights()
+    model.eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, text in w.meta["tokenizer"].items():
+            (Path(tmp) / name).write_text(text)
+        tok = AutoTokenizer.from_pretrained(tmp)
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return CausalLM(tok, model, "emulator"), model
+
+
+def supervised_texts(lm: CausalLM, data: DataParty, cfg: PromptConfig) -> list[str]:
+    """Private records as training sequences: the scoring prompt followed by the answer word."""
+    words = words_for(cfg, data.task)
+    template = (cfg.template or data.task.template).replace("{labels}", " or ".join(words)).replace(
+        "{description}", data.task.description)
+    eos = lm.tokenizer.eos_token or ""
+    return [build_prompt(lm, template.replace("{text}", t)) + words[y] + eos
+            for t, y in zip(data.private.texts, data.private.labels)]
+
+
+def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int) -> tuple[CausalLM, torch.nn.Module, Weights,
+                                                                             list[float]]:
+    """Ask for the emulator, rebuild it, train LoRA adapters on its adapter layers with private data."""
+    n = min(cfg.distill_texts, len(data.public))
+    w = expect(data.model.call("emulator", TextBatch(data.public[:n], purpose="distillation corpus")), Weights)
+    emu_lm, emu = rebuild(w)
+    kept = w.meta["kept"]
+    adapters_at = [kept.index(i) for i in w.meta["adapter_layers"]]
+    tuned = add_lora(emu, adapters_at, cfg.lora)
+    texts = supervised_texts(emu_lm, data, cfg)
+    losses = train_causal(tuned, emu_lm, texts, cfg.lora, seed=seed, desc="LoRA on emulator")
+    emu_lm.model = tuned
+    return emu_lm, tuned, w, losses
+
+
+class AdaptersOff(torch.nn.Module):
+    """A PEFT model seen with its adapters disabled (the base model), for evaluation."""
+
+    def __init__(self, peft_model: torch.nn.Module):
+        super().__init__()
+        self.peft_model = peft_model
+
+    def forward(self, **kw):
+        with self.peft_model.disable_adapter():
+            return self.peft_model(**kw)

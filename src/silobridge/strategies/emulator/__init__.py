@@ -1,0 +1,3 @@
+from silobridge.strategies.emulator.strategy import Emulator, EmulatorConfig
+
+__all__ = ["Emulator", "EmulatorConfig"]
