@@ -18,11 +18,16 @@ CONTRACT = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(all_strategies()))
-@pytest.mark.parametrize("sm", ["tfidf", "encoder"])
+# options that keep the tiny runs fast (the full-vocabulary distillation dominates otherwise)
+FAST = {"emulator": {"distill_steps": 3}, "offsite-tuning": {"distill_steps": 3}}
+SM_USERS = ["sm-only", "distill-public"]  # strategies that train the data party's SM
+TABLE = [(n, "tfidf") for n in sorted(all_strategies())] + [(n, "encoder") for n in SM_USERS]
+
+
+@pytest.mark.parametrize(("name", "sm"), TABLE)
 def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tmp_path):
     sm_cfg = dataclasses.replace(small_cfg.sm, kind=SMKind(sm), path=tiny_sm_dir, epochs=1)
-    cfg = dataclasses.replace(small_cfg, sm=sm_cfg)
+    cfg = dataclasses.replace(small_cfg, sm=sm_cfg, strategy=FAST.get(name, {}))
     result = run(name, cfg, tmp_path)
     on_disk = json.loads((tmp_path / "result.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
@@ -49,9 +54,45 @@ def test_what_each_slice_strategy_sends(small_cfg, tmp_path):
     zs = run("lm-zero-shot", small_cfg, tmp_path / "b")["objectives"]
     assert zs["lm_queries"]["calls"] == n_test
     assert zs["privacy"]["declared_exposures"] == zs["privacy"]["raw_record_hits"] > 0.9 * n_test
-    assert zs["privacy"]["exposures"] == {"inference_records": n_test}
+    assert zs["privacy"]["exposures"]["inference_records"]["texts"] == n_test
 
     dp = run("distill-public", small_cfg, tmp_path / "c")["objectives"]
     assert dp["lm_queries"]["calls"] == n_public
     assert dp["privacy"]["raw_record_hits"] == 0 and dp["privacy"]["declared_exposures"] == 0
     assert dp["communication"]["bytes_model_to_data"] > n_public * 2 * 4  # float32 soft labels at least
+
+
+def test_emulator_reveals_a_declared_share_and_offsite_plugs_adapters(small_cfg, tmp_path):
+    cfg = dataclasses.replace(small_cfg, strategy={"distill_steps": 2, "bottom": 1, "top": 1, "stride": 2})
+    emu = run("emulator", cfg, tmp_path / "e")
+    leak = emu["objectives"]["model_leakage"]
+    assert 0 < leak["lm_param_share_exact"] <= leak["lm_param_share_declared"] < 1
+    exposed = emu["objectives"]["privacy"]["exposures"]
+    assert list(exposed) == ["lm_weights"] and exposed["lm_weights"]["carriers"] == 1
+    assert set(emu["report"]["lm_eval"]) == {"emulator", "deployed"}
+    assert emu["objectives"]["lm_queries"]["calls"] == 0  # inference stays in the data silo
+
+    off = run("offsite-tuning", cfg, tmp_path / "o")
+    rows = off["report"]["lm_eval"]
+    assert set(rows) == {"lm", "emulator+adapters", "deployed"}
+    assert rows["deployed"]["perplexity"] != rows["lm"]["perplexity"]  # the adapters changed the LM
+    assert off["objectives"]["utility"]["perplexity"] == rows["deployed"]["perplexity"]
+    ledger = [json.loads(x) for x in (tmp_path / "o" / "ledger.jsonl").read_text().splitlines()]
+    kinds = [(e["sender"], e["op"], e["kind"]) for e in ledger]
+    assert ("model", "emulator.reply", "weights") in kinds and ("data", "plug", "weights") in kinds
+    assert off["objectives"]["privacy"]["declared_exposures"] == cfg.data.n_test
+
+
+def test_int8_emulator_shares_no_exact_tensor(small_cfg, tmp_path):
+    cfg = dataclasses.replace(small_cfg, strategy={"distill_steps": 0, "int8": True})
+    leak = run("emulator", cfg, tmp_path)["objectives"]["model_leakage"]
+    assert leak["lm_param_share_exact"] == 0 and leak["lm_param_share_declared"] > 0
+
+
+def test_emulator_keeping_more_layers_than_the_lm_has(small_cfg, tmp_path):
+    from silobridge.errors import ConfigError
+
+    cfg = dataclasses.replace(small_cfg, strategy={"bottom": 4, "top": 4})
+    with pytest.raises(ConfigError, match="LM has only 5"):
+        run("emulator", cfg, tmp_path)
+    assert not (tmp_path / "result.json").exists()

@@ -23,7 +23,7 @@ class Auditor:
         self.canary_hits = 0
         self.records_seen: set[int] = set()
         self.records_declared: set[int] = set()
-        self.exposures: Counter[str] = Counter()
+        self.exposures: dict[str, Counter[str]] = {}  # exposure -> carriers, texts, bytes
         self.sent_arrays: set[str] = set()  # hashes of float arrays the model party sent
         self.declared_share = 0.0
 
@@ -36,7 +36,8 @@ class Auditor:
             if carrier.exposure:
                 self.records_declared |= hits
         if carrier.exposure:
-            self.exposures[carrier.exposure] += len(carrier.texts())
+            self.exposures.setdefault(carrier.exposure, Counter()).update(
+                carriers=1, texts=len(carrier.texts()), bytes=entry.bytes)
         if entry.sender == "model":
             self.sent_arrays |= {_hash(a) for a in carrier.arrays().values() if a.dtype.kind == "f" and a.size >= 256}
             if isinstance(carrier, Weights):

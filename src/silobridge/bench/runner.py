@@ -115,7 +115,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 "canary_hits": auditor.canary_hits,
                 "raw_record_hits": len(auditor.records_seen),
                 "declared_exposures": len(auditor.records_declared),
-                "exposures": dict(auditor.exposures),
+                "exposures": {k: dict(v) for k, v in auditor.exposures.items()},
             },
             "model_leakage": auditor.model_leakage(model.lm.parameters() if model.lm_loaded else None),
             "compute": {
