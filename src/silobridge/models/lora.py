@@ -102,3 +102,36 @@ def _named(peft_model: torch.nn.Module) -> dict[str, torch.Tensor]:
     from peft import get_peft_model_state_dict
 
     return get_peft_model_state_dict(peft_model)
+
+
+def train_label_scoring(model: torch.nn.Module, lm: CausalLM, texts: list[str], targets: np.ndarray,
+                        user_template: str, label_words: list[str], spec: LoraSpec, max_text_tokens: int = 96,
+                        seed: int = 0, desc: str = "LoRA on labels") -> list[float]:
+    """Tune ``model`` so that its label-word distribution at the answer position matches ``targets``
+    (an (n, k) matrix: one-hot labels or soft labels): soft cross-entropy over the label words."""
+    from silobridge.models.lm import first_token_ids, label_batches
+
+    torch.manual_seed(seed)
+    label_ids = first_token_ids(lm, label_words)
+    target = torch.tensor(np.asarray(targets, dtype=np.float32))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=spec.lr)
+    steps = spec.epochs * -(-len(texts) // spec.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / max(steps, 1)))
+    losses = []
+    model.train()
+    for epoch in range(spec.epochs):
+        for rows, ids, mask, pos in label_batches(lm, texts, user_template, max_text_tokens, spec.batch_size,
+                                                  f"{desc} epoch {epoch + 1}/{spec.epochs}", shuffle_seed=seed + epoch):
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]
+            lp = torch.log_softmax(torch.log_softmax(logits.float(), -1)[:, label_ids], -1)
+            loss = -(target[torch.as_tensor(rows)] * lp).sum(-1).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            lm.meter.tokens_in += int(mask.sum())
+    model.eval()
+    return losses

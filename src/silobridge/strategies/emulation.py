@@ -18,7 +18,7 @@ from silobridge.models.causal import (EmulatorPlan, build_emulator, dequantize_i
 from silobridge.models.lm import CausalLM, build_prompt
 from silobridge.models.lora import LoraSpec, add_lora, export_adapters, train_causal
 from silobridge.parties import DataParty, ModelParty
-from silobridge.strategies.prompting import PromptConfig, words_for
+from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
 
 SCALE = "::scale"
 
@@ -112,8 +112,7 @@ def rebuild(w: Weights) -> tuple[CausalLM, torch.nn.Module]:
 def supervised_texts(lm: CausalLM, data: DataParty, cfg: PromptConfig) -> list[str]:
     """Private records as training sequences: the scoring prompt followed by the answer word."""
     words = words_for(cfg, data.task)
-    template = (cfg.template or data.task.template).replace("{labels}", " or ".join(words)).replace(
-        "{description}", data.task.description)
+    template = prompt_for(cfg, data.task, words)
     eos = lm.tokenizer.eos_token or ""
     return [build_prompt(lm, template.replace("{text}", t)) + words[y] + eos
             for t, y in zip(data.private.texts, data.private.labels)]

@@ -45,6 +45,12 @@ def words_for(cfg: PromptConfig, task: TaskSpec) -> list[str]:
     return words
 
 
+def prompt_for(cfg: PromptConfig, task: TaskSpec, words: list[str]) -> str:
+    """The user message with {labels} and {description} filled in ({text} stays)."""
+    return (cfg.template or task.template).replace("{labels}", " or ".join(words)).replace(
+        "{description}", task.description)
+
+
 def score_op(cfg: PromptConfig):
     """Model-party operation: TextBatch -> SoftLabels (label log-probs)."""
 
@@ -52,8 +58,7 @@ def score_op(cfg: PromptConfig):
         if not isinstance(carrier, TextBatch):
             raise BoundaryError(f"'score' expects a text carrier, got '{carrier.kind}'", where="model.score")
         words = words_for(cfg, party.task)
-        user = (cfg.template or party.task.template).replace("{labels}", " or ".join(words)).replace(
-            "{description}", party.task.description)
+        user = prompt_for(cfg, party.task, words)
         logp = score_labels(party.lm, carrier.items, user, words, cfg.max_text_tokens, cfg.batch_size,
                             desc=f"LM scoring {carrier.purpose}", cache=party.cache)
         return SoftLabels(values=logp, log=True, label_names=list(party.task.label_names))

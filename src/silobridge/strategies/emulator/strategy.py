@@ -11,7 +11,7 @@ from silobridge.strategies.base import DataParty, ModelParty, Strategy, register
 from silobridge.strategies.emulation import AdaptersOff, EmulatorConfig, emulator_op, fetch_and_tune
 
 __all__ = ["Emulator", "EmulatorConfig"]
-from silobridge.strategies.prompting import calibrate, words_for
+from silobridge.strategies.prompting import calibrate, prompt_for, words_for
 
 
 @register
@@ -34,8 +34,7 @@ class Emulator(Strategy):
         # the tuned emulator runs inside the data silo: inference inputs never leave
         c = self.config
         words = words_for(c, data.task)
-        user = (c.template or data.task.template).replace("{labels}", " or ".join(words)).replace(
-            "{description}", data.task.description)
+        user = prompt_for(c, data.task, words)
         logp = score_labels(self.emu_lm, texts, user, words, c.max_text_tokens, c.batch_size, "emulator scoring")
         return calibrate(logp, c.calibration, self.prior)
 

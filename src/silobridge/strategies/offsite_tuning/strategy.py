@@ -31,6 +31,7 @@ class OffsiteTuning(Strategy):
         def plug(party: ModelParty, carrier: Carrier) -> Carrier:
             w = expect(carrier, Weights)
             party.lm.model = plug_adapters(party.lm.model, w.tensors, self.config.lora)
+            party.lm.mark_changed("adapters")
             return Metrics(values={"adapter_tensors": len(w.tensors)})
 
         return {"emulator": emulator_op(self.config), "plug": plug, "score": score_op(self.config)}
