@@ -54,7 +54,9 @@ class MaxBytes(Rule):
 
 
 class NoCanary(Rule):
-    """(b) Refuse any carrier whose encoding contains a planted canary. Never waived."""
+    """(b) Refuse any carrier whose encoding contains a planted canary. Waived only for a carrier
+    that ships private records under a declared 'private_records' exposure (the reference upper
+    bound), whose canaries the audit then counts."""
 
     name = "no-canary"
 
@@ -62,6 +64,8 @@ class NoCanary(Rule):
         self.canaries = [c.encode() for c in canaries]
 
     def check(self, out: Outgoing) -> None:
+        if out.exposure_declared and out.carrier.exposure == "private_records":
+            return
         for c in self.canaries:
             if c in out.payload:
                 raise out.refuse(self.name, "it contains a planted canary secret",

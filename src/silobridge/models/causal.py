@@ -48,7 +48,8 @@ def _pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, mask
 
 
-def _loss_terms(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _loss_terms(model: torch.nn.Module, ids: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-token NLL, per-token correctness, and the target mask (next-token prediction)."""
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
     target, tmask = ids[:, 1:], mask[:, 1:].bool()

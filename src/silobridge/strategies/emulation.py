@@ -16,7 +16,7 @@ from silobridge.configs import check, option
 from silobridge.models.causal import (EmulatorPlan, build_emulator, dequantize_int8, distill_emulator, n_layers,
                                       n_params, quantize_int8)
 from silobridge.models.lm import CausalLM, build_prompt
-from silobridge.models.lora import LoraSpec, add_lora, export_adapters, train_causal
+from silobridge.models.lora import LoraSpec, add_lora, train_causal
 from silobridge.parties import DataParty, ModelParty
 from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
 

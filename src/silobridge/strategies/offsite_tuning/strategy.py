@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from silobridge.boundary import Carrier, Metrics, SoftLabels, TextBatch, Weights, expect
+from silobridge.boundary import Carrier, Metrics, Weights, expect
 from silobridge.models.lm import CausalLM
 from silobridge.models.lora import export_adapters, plug_adapters
-from silobridge.strategies.base import DataParty, ModelParty, Strategy, register
+from silobridge.strategies.base import DataParty, ModelParty, register
 from silobridge.strategies.emulation import AdaptersOff, EmulatorConfig, emulator_op, fetch_and_tune
-from silobridge.strategies.prompting import calibrate, score_op
+from silobridge.strategies.lm_served import LMServed
 
 
 @dataclass
@@ -21,7 +19,7 @@ class OffsiteTuningConfig(EmulatorConfig):
 
 
 @register
-class OffsiteTuning(Strategy):
+class OffsiteTuning(LMServed):
     name = "offsite-tuning"
     summary = "adapters trained on the emulator with private data, plugged into the full LM (LM serves inference)"
     Config = OffsiteTuningConfig
@@ -34,22 +32,17 @@ class OffsiteTuning(Strategy):
             party.lm.mark_changed("adapters")
             return Metrics(values={"adapter_tensors": len(w.tensors)})
 
-        return {"emulator": emulator_op(self.config), "plug": plug, "score": score_op(self.config)}
+        return super().model_ops() | {"emulator": emulator_op(self.config), "plug": plug}
 
     def fit(self, data: DataParty) -> None:
         # 1. emulator in, 2. adapters trained locally on private records, 3. only the adapters go out
         self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, self.config, data.seed)
         adapters = export_adapters(self.tuned, w.meta["kept"])  # renamed to the LM's layer indices
         data.model.call("plug", Weights(tensors=adapters, origin="adapter"))
-        self.prior = data.label_prior()
+        super().fit(data)
         self.report = {"revealed_param_share": w.meta["revealed_param_share"], "kept_layers": w.meta["kept"],
                        "adapter_params": int(sum(a.size for a in adapters.values())),
                        "lora_loss_first_last": [losses[0], losses[-1]]}
-
-    def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
-        batch = TextBatch(texts, purpose="inference", exposure="inference_records")
-        reply = expect(data.model.call("score", batch), SoftLabels)
-        return calibrate(reply.values, self.config.calibration, self.prior)
 
     def language_models(self, data: DataParty, model: ModelParty) -> dict[str, CausalLM]:
         lm = model.lm

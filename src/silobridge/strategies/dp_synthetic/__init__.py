@@ -1,0 +1,3 @@
+from silobridge.strategies.dp_synthetic.strategy import DPSynthetic, DPSyntheticConfig
+
+__all__ = ["DPSynthetic", "DPSyntheticConfig"]
