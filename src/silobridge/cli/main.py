@@ -13,7 +13,7 @@ from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOp
 
 app = typer.Typer(help="Large and small models collaborating across silos; every trade-off measured.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out_console = Console(width=None if Console().is_terminal else 160)
+out_console = Console(width=None if Console().is_terminal else 200)
 
 
 @app.command("list")
@@ -96,17 +96,22 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
 
 
 def print_table(results: list[dict]) -> None:
-    table = Table("strategy", "seed", "acc", "macro-F1", "AUC", "bytes d→m", "bytes m→d", "LM calls",
-                  "canary", "raw rec", "declared", "data s", "model s", "peak MB")
+    table = Table("strategy", "seed", "acc", "macro-F1", "AUC", "ppl", "bytes d→m", "bytes m→d", "LM calls", "ε",
+                  "canary", "raw rec", "declared", "LM share", "data s", "model s", "peak MB")
+
+    def num(x, fmt: str) -> str:
+        return "-" if x is None else format(x, fmt)
+
     for r in results:
         o = r["objectives"]
         u, c, p, t = o["utility"], o["communication"], o["privacy"], o["compute"]
-        auc = "-" if u.get("auc") is None else f"{u['auc']:.3f}"
-        table.add_row(r["strategy"], str(r["seed"]), f"{u['accuracy']:.3f}", f"{u['macro_f1']:.3f}", auc,
+        share = o.get("model_leakage", {}).get("lm_param_share_declared") or None
+        table.add_row(r["strategy"], str(r["seed"]), f"{u['accuracy']:.3f}", f"{u['macro_f1']:.3f}",
+                      num(u.get("auc"), ".3f"), num(u.get("perplexity"), ".1f"),
                       f"{c['bytes_data_to_model']:,}", f"{c['bytes_model_to_data']:,}",
-                      str(o["lm_queries"]["calls"]), str(p["canary_hits"]), str(p["raw_record_hits"]),
-                      str(p["declared_exposures"]), f"{t['data_party_seconds']:.1f}",
-                      f"{t['model_party_seconds']:.1f}", f"{t['peak_rss_mb']:.0f}")
+                      str(o["lm_queries"]["calls"]), num(p.get("epsilon"), ".2f"), str(p["canary_hits"]),
+                      str(p["raw_record_hits"]), str(p["declared_exposures"]), num(share, ".2f"),
+                      f"{t['data_party_seconds']:.1f}", f"{t['model_party_seconds']:.1f}", f"{t['peak_rss_mb']:.0f}")
     out_console.print(table)
 
 
