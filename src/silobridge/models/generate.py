@@ -20,8 +20,9 @@ def generate(lm: CausalLM, prompts: list[str], max_new_tokens: int = 64, tempera
     outs: list[str] = []
     for s in track(range(0, len(prompts), batch_size), desc, total=-(-len(prompts) // batch_size)):
         enc = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-        gen = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=True, temperature=temperature, top_p=top_p,
-                             max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+        gen = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=True,
+                             temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                             pad_token_id=tok.pad_token_id)
         new = gen[:, enc["input_ids"].shape[1]:]
         lm.meter.calls += len(new)
         lm.meter.tokens_in += int(enc["attention_mask"].sum())

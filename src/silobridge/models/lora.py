@@ -34,15 +34,29 @@ def add_lora(model: torch.nn.Module, layers: list[int] | None, spec: LoraSpec) -
     return get_peft_model(model, cfg)
 
 
+def _optimizer(params: list[torch.nn.Parameter], spec: LoraSpec, steps: int):
+    """AdamW with a linear decay to zero over ``steps``."""
+    opt = torch.optim.AdamW(params, lr=spec.lr)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / max(steps, 1)))
+
+
+def _step(loss: torch.Tensor, opt, sched, params: list[torch.nn.Parameter]) -> float:
+    """One update with gradient clipping; returns the loss."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def train_causal(model: torch.nn.Module, lm: CausalLM, texts: list[str], spec: LoraSpec, seed: int = 0,
                  desc: str = "LoRA") -> list[float]:
     """Next-token loss on ``texts``; only trainable (LoRA) parameters move. Returns the loss per step."""
     torch.manual_seed(seed)
     seqs = [s for s in _encode(lm, texts, spec.max_len) if len(s) >= 2]
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=spec.lr)
-    steps = spec.epochs * -(-len(seqs) // spec.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / max(steps, 1)))
+    opt, sched = _optimizer(params, spec, spec.epochs * -(-len(seqs) // spec.batch_size))
     rng = np.random.default_rng(seed)
     losses = []
     model.train()
@@ -53,12 +67,7 @@ def train_causal(model: torch.nn.Module, lm: CausalLM, texts: list[str], spec: L
             ids, mask = _pad([seqs[i] for i in order[s:s + spec.batch_size]], lm.tokenizer.pad_token_id or 0)
             nll, _, tmask = _loss_terms(model, ids, mask)
             loss = nll[tmask].mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(_step(loss, opt, sched, params))
     model.eval()
     return losses
 
@@ -115,9 +124,7 @@ def train_label_scoring(model: torch.nn.Module, lm: CausalLM, texts: list[str], 
     label_ids = first_token_ids(lm, label_words)
     target = torch.tensor(np.asarray(targets, dtype=np.float32))
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=spec.lr)
-    steps = spec.epochs * -(-len(texts) // spec.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1 - s / max(steps, 1)))
+    opt, sched = _optimizer(params, spec, spec.epochs * -(-len(texts) // spec.batch_size))
     losses = []
     model.train()
     for epoch in range(spec.epochs):
@@ -126,12 +133,7 @@ def train_label_scoring(model: torch.nn.Module, lm: CausalLM, texts: list[str], 
             logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]
             lp = torch.log_softmax(torch.log_softmax(logits.float(), -1)[:, label_ids], -1)
             loss = -(target[torch.as_tensor(rows)] * lp).sum(-1).mean()
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(_step(loss, opt, sched, params))
             lm.meter.tokens_in += int(mask.sum())
     model.eval()
     return losses
