@@ -1,0 +1,245 @@
+"""synthetic (LM -> SM, generation-based transfer): the model party writes labelled synthetic texts
+from public task metadata (label words and description); the data party filters them (length,
+agreement with an SM trained on its private labels, exact and near duplicates) and trains its SM on
+private records plus the kept synthetic rows. An optional feedback round sends differentially
+private class prototypes (top terms of each private class, drawn from a public vocabulary) so the
+LM's second round is closer to the private distribution; the epsilon is recorded in the ledger.
+
+What crosses: two ``config`` carriers data -> model (round 0: counts and a seed; round 1 adds the
+DP prototype terms) and two ``text`` carriers model -> data (the synthetic rows). No private record
+and no model weight crosses."""
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+
+from silobridge.boundary import Carrier, Config, PrivacySpend, TextBatch, expect
+from silobridge.errors import BoundaryError, DataError
+from silobridge.models.generate import generate
+from silobridge.models.lm import build_prompt
+from silobridge.privacy import MECHANISM, class_term_counts, dp_class_prototypes, public_vocabulary, rank_terms
+from silobridge.strategies.base import DataParty, ModelParty, Strategy, register
+from silobridge.strategies.synthetic.config import SyntheticConfig
+
+# generation requests (model party): round 0 varies the style for diversity; round 1 adds terms
+STYLES = ("Write a short {word} {what}.", "Write a {word} {what} in two or three sentences.",
+          "Write a {word} {what} in a casual tone.", "Write a detailed {word} {what}.")
+FOCUSED = "Write a short {word} {what} mentioning some of: {terms}."
+REPLY = " Reply with the text only."
+MAX_PER_CLASS = 10_000  # the model party's own cap on one request
+
+
+def _what(description: str) -> str:
+    """'an Amazon fine-food product review' -> 'Amazon fine-food product review'."""
+    return re.sub(r"^(a|an|the)\s+", "", description.strip(), flags=re.IGNORECASE) or "text"
+
+
+def requests(task, per_class: int, terms: list[list[str]] | None, terms_per_prompt: int,
+             rng: random.Random) -> tuple[list[str], list[int]]:
+    """User messages asking for ``per_class`` texts of each class, and each one's class id."""
+    what = _what(task.description)
+    users, labels = [], []
+    for c, word in enumerate(task.answer_words()):
+        pool = list(terms[c]) if terms else []
+        for i in range(per_class):
+            if pool:
+                picked = rng.sample(pool, min(terms_per_prompt, len(pool)))
+                user = FOCUSED.format(word=word, what=what, terms=", ".join(picked))
+            else:
+                user = STYLES[i % len(STYLES)].format(word=word, what=what)
+            users.append(user + REPLY)
+            labels.append(c)
+    return users, labels
+
+
+def generate_op(cfg: SyntheticConfig):
+    """Model-party operation: Config{round, per_class, seed[, terms]} -> TextBatch of labelled texts."""
+
+    def op(party: ModelParty, carrier: Carrier) -> Carrier:
+        if not isinstance(carrier, Config):
+            raise BoundaryError(f"'generate' expects a config carrier, got '{carrier.kind}'", where="model.generate")
+        v = carrier.values
+        try:
+            rnd, per_class, seed = int(v.get("round", 0)), int(v["per_class"]), int(v.get("seed", 0))
+        except (KeyError, TypeError, ValueError):
+            raise BoundaryError(f"bad generation request {v!r}", where="model.generate",
+                                fix="send {'round': int, 'per_class': int, 'seed': int}") from None
+        if not 1 <= per_class <= MAX_PER_CLASS:
+            raise BoundaryError(f"per_class={per_class} is out of range", where="model.generate",
+                                fix=f"ask for 1..{MAX_PER_CLASS} texts per class")
+        k = len(party.task.label_names)
+        terms = v.get("terms")
+        if terms is not None:
+            if not isinstance(terms, list) or len(terms) != k or not all(isinstance(r, list) for r in terms):
+                raise BoundaryError(f"'terms' must hold one list per class ({k})", where="model.generate")
+            terms = [[str(t)[:40] for t in row] for row in terms]
+        users, labels = requests(party.task, per_class, terms, cfg.terms_per_prompt, random.Random(seed * 7 + rnd))
+        prompts = [build_prompt(party.lm, u) for u in users]
+        texts = generate(party.lm, prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size,
+                         seed=seed * 1000 + rnd, desc=f"LM writing round {rnd}")
+        return TextBatch(items=texts, labels=labels, purpose="synthetic")
+
+    return op
+
+
+# --- data-side filtering ----------------------------------------------------------------------------
+def clean(text: str) -> str:
+    """Drop a chatty lead-in line ('Here is a review:'), wrapping quotes and an unfinished last sentence."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    t = " ".join(" ".join(lines).split()).strip().strip("\"'“”").strip()
+    if t and t[-1] not in ".!?":
+        cut = max(t.rfind(". "), t.rfind("! "), t.rfind("? "))
+        if cut > 0:
+            t = t[:cut + 1]
+    return t
+
+
+def n_words(text: str) -> int:
+    """Words of two or more letters (emoji runs and symbol soup do not count)."""
+    return len(re.findall(r"[^\W\d_]{2,}", text))
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
+
+
+class Filter:
+    """The data party's filter; remembers what it kept so duplicates are caught across rounds."""
+
+    def __init__(self, cfg: SyntheticConfig, sm, prior: np.ndarray | None = None):
+        self.cfg, self.sm, self.prior = cfg, sm, prior
+        self.seen: set[str] = set()
+        self.kept_sets: list[set[str]] = []
+
+    def __call__(self, texts: list[str], labels: list[int]) -> tuple[list[str], list[int], dict[str, int]]:
+        c = self.cfg
+        dropped = {"empty": 0, "length": 0, "agreement": 0, "duplicate": 0}
+        rows = []
+        for t, y in zip(texts, labels):
+            t = clean(t)
+            n = n_words(t)
+            if not t:
+                dropped["empty"] += 1
+            elif not c.min_words <= n <= c.max_words:
+                dropped["length"] += 1
+            else:
+                rows.append((t, int(y)))
+        if rows and c.min_agreement > 0:
+            p = self.sm.predict_proba([t for t, _ in rows])
+            if c.balanced_agreement and self.prior is not None:  # the SM's class-prior bias removed
+                p = p / self.prior
+                p = p / p.sum(1, keepdims=True)
+            ok = p[np.arange(len(rows)), [y for _, y in rows]] >= c.min_agreement
+            dropped["agreement"] = int((~ok).sum())
+            rows = [r for r, o in zip(rows, ok) if o]
+        out_t, out_y = [], []
+        for t, y in rows:
+            norm = normalise(t)
+            words = set(norm.split())
+            if norm in self.seen or any(len(words & s) / len(words | s) >= c.max_similarity for s in self.kept_sets):
+                dropped["duplicate"] += 1
+                continue
+            self.seen.add(norm)
+            self.kept_sets.append(words)
+            out_t.append(t)
+            out_y.append(y)
+        return out_t, out_y, dropped
+
+
+def val_scores(sm, data: DataParty) -> dict[str, float] | None:
+    """Validation accuracy and macro-F1 of an SM (data-side; the harness's test split is not used)."""
+    from sklearn.metrics import f1_score
+
+    if not len(data.val):
+        return None
+    pred = sm.predict_proba(data.val.texts).argmax(1)
+    return {"accuracy": round(float((pred == data.val.labels).mean()), 4),
+            "macro_f1": round(float(f1_score(data.val.labels, pred, average="macro", zero_division=0)), 4)}
+
+
+@register
+class Synthetic(Strategy):
+    name = "synthetic"
+    summary = "LM writes labelled synthetic texts (2nd round steered by DP class prototypes); SM trains on them"
+    Config = SyntheticConfig
+
+    def model_ops(self):
+        return {"generate": generate_op(self.config)}
+
+    def _round(self, data: DataParty, flt: Filter, values: dict, privacy: PrivacySpend | None = None):
+        reply = expect(data.model.call("generate", Config(values=values, privacy=privacy)), TextBatch)
+        labels = reply.labels or []
+        if len(labels) != len(reply.items):
+            raise BoundaryError("synthetic texts came back without one label each", where="model.generate.reply",
+                                fix="both parties must run the same strategy version")
+        texts, ys, dropped = flt(reply.items, labels)
+        row = {"round": values["round"], "generated": len(reply.items), "kept": len(texts), "dropped": dropped}
+        return texts, ys, row, [clean(t) for t in reply.items], list(labels)
+
+    def _fit_sm(self, data: DataParty, texts: list[str], labels: list[int]):
+        c, priv = self.config, data.private
+        x = priv.texts + texts
+        y = np.vstack([data.one_hot(priv.labels), data.one_hot(np.asarray(labels, dtype=np.int64))])
+        w = np.concatenate([np.ones(len(priv)), np.full(len(texts), c.synthetic_weight)])
+        return data.new_sm().fit(x, y, sample_weight=w, val=(data.val.texts, data.val.labels))
+
+    def fit(self, data: DataParty) -> None:
+        c, priv = self.config, data.private
+        k = len(data.task.label_names)
+        # 1. an SM on the private labels alone: the agreement filter and the no-synthetic reference
+        base = data.new_sm().fit(priv.texts, data.one_hot(priv.labels), val=(data.val.texts, data.val.labels))
+        flt = Filter(c, base, data.label_prior())
+        # 2. round 0: the LM writes from public task metadata only
+        t0, y0, r0, raw_t, raw_y = self._round(data, flt, {"round": 0, "per_class": c.per_class, "seed": data.seed})
+        rounds, texts, labels, proto_report = [r0], list(t0), list(y0), None
+        # 3. round 1: DP class prototypes (public-vocabulary terms) steer a second round
+        if c.feedback:
+            vocab = public_vocabulary(data.public, c.vocabulary_size)
+            if not vocab:
+                raise DataError("the public pool yields no candidate prototype terms", where="data.public",
+                                fix="raise data.n_public or set strategy.feedback=false")
+            proto = dp_class_prototypes(priv.texts, priv.labels, k, vocab, epsilon=c.prototype_epsilon,
+                                        delta=c.prototype_delta, top_k=c.top_terms,
+                                        max_terms_per_record=c.max_terms_per_record, seed=c.noise_seed)
+            values = {"round": 1, "per_class": c.per_class, "seed": data.seed, "terms": proto.terms}
+            t1, y1, r1, raw_t1, raw_y1 = self._round(data, flt, values,
+                                                     PrivacySpend(proto.epsilon, proto.delta, MECHANISM))
+            rounds.append(r1)
+            texts, labels, raw_t, raw_y = texts + t1, labels + y1, raw_t + raw_t1, raw_y + raw_y1
+            # evaluation figure (stays in the silo): how many released terms a noise-free release would share
+            exact = rank_terms(class_term_counts(priv.texts, priv.labels, k, vocab, c.max_terms_per_record,
+                                                 np.random.default_rng(data.seed)), vocab, c.top_terms)
+            overlap = np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(proto.terms, exact)])
+            proto_report = {"epsilon": proto.epsilon, "delta": proto.delta, "mechanism": proto.mechanism,
+                            "sigma": round(proto.sigma, 4), "l2_sensitivity": round(proto.sensitivity, 4),
+                            "vocabulary": proto.vocabulary_size, "terms": sum(len(t) for t in proto.terms),
+                            "terms_per_class": proto.terms, "overlap_with_noise_free": round(float(overlap), 4),
+                            "noise_seeded": c.noise_seed is not None}
+        generated = sum(r["generated"] for r in rounds)
+        if not texts:
+            dropped = {key: sum(r["dropped"][key] for r in rounds) for key in rounds[0]["dropped"]}
+            raise DataError(f"no usable synthetic rows: all {generated} generated rows were dropped by the filters "
+                            f"({', '.join(f'{n} {key}' for key, n in dropped.items())})", where="strategy",
+                            fix="relax strategy.min_agreement / strategy.min_words or raise strategy.per_class")
+        # 4. the deployed SM: private one-hot labels + kept synthetic rows (weighted)
+        self.sm = self._fit_sm(data, texts, labels)
+        acc = {"private_only": val_scores(base, data), "with_synthetic": val_scores(self.sm, data)}
+        if c.ablations:
+            if c.feedback and t0:
+                acc["round0_only"] = val_scores(self._fit_sm(data, t0, y0), data)
+            usable = [(t, y) for t, y in zip(raw_t, raw_y) if t]
+            if usable:
+                acc["unfiltered"] = val_scores(self._fit_sm(data, [t for t, _ in usable], [y for _, y in usable]),
+                                               data)
+        examples = {name: [t for t, y in zip(texts, labels) if y == i][:2]
+                    for i, name in enumerate(data.task.label_names)}
+        self.report = {"generated": generated, "kept": len(texts),
+                       "kept_per_class": np.bincount(labels, minlength=k).tolist(),
+                       "rounds": rounds, "prototype": proto_report, "val": acc, "examples": examples}
+
+    def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
+        return self.sm.predict_proba(texts)
