@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 
 from silobridge.data import load_reviews
 from silobridge.models.lm import load_lm, score_labels
-from silobridge.strategies.prompting import Calibration, calibrate
+from silobridge.strategies.prompting import Calibration, PromptConfig, calibrate, choose_demos
 
 TEMPLATES = {
     "is-it": "Here is {description}.\n\n{text}\n\nIs it {labels}? Answer with one word.",
@@ -29,22 +29,28 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument("--shots", type=int, default=0, help="demonstrations per class (from a disjoint public sample)")
+    ap.add_argument("--templates", default=",".join(TEMPLATES), help="comma-separated template names")
     args = ap.parse_args()
     task, pool, _ = load_reviews()
-    idx = np.random.default_rng(args.seed).choice(len(pool), args.n, replace=False)
-    val = pool.subset(idx)
+    idx = np.random.default_rng(args.seed).permutation(len(pool))
+    val = pool.subset(idx[:args.n])
+    demo_pool = [pool.texts[i] for i in idx[args.n:args.n + 100]]  # unlabelled, disjoint from val
     y = val.labels
     prior = np.bincount(y, minlength=2) / len(y)
     lm = load_lm()
     rows = []
-    for tname, template in TEMPLATES.items():
+    for tname in args.templates.split(","):
+        template = TEMPLATES[tname]
         for words in VERBALIZERS:
             user = template.replace("{labels}", " or ".join(words)).replace("{description}", task.description)
-            logp = score_labels(lm, val.texts, user, list(words))
+            shots = (choose_demos(lm, demo_pool, user, list(words), PromptConfig(n_shots=args.shots))
+                     if args.shots else ())
+            logp = score_labels(lm, val.texts, user, list(words), shots=shots)
             for cal in Calibration:
                 p = calibrate(logp, cal, prior)
                 rows.append((roc_auc_score(y == 0, p[:, 0]), float((p.argmax(1) == y).mean()), tname, words, cal.value))
-            print(f"{tname:10} {'/'.join(words):18} AUC {rows[-1][0]:.3f}", flush=True)
+            print(f"{tname:10} {'/'.join(words):18} shots {args.shots} AUC {rows[-1][0]:.3f}", flush=True)
     print("\nbest by AUC (then accuracy):")
     for auc, acc, tname, words, cal in sorted(rows, reverse=True)[:10]:
         print(f"  AUC {auc:.3f}  acc {acc:.3f}  {tname:10} {'/'.join(words):18} {cal}")

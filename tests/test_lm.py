@@ -49,3 +49,14 @@ def test_corrupt_checkpoint(tmp_path, tiny_lm_dir):
     (bad / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ModelError, match="cannot load the causal LM"):
         load_lm(str(bad))
+
+
+def test_demonstrations_become_earlier_chat_turns(lm):
+    from silobridge.models.lm import build_prompt
+
+    shots = (("Review: yummy\nIs this review positive or negative?", "positive"),)
+    with_shots = build_prompt(lm, "Review: awful", shots)
+    assert with_shots.index("yummy") < with_shots.index("positive") < with_shots.index("awful")
+    plain = score_labels(lm, TEXTS, TEMPLATE, ["positive", "negative"])
+    few = score_labels(lm, TEXTS, TEMPLATE, ["positive", "negative"], shots=shots)
+    assert not np.allclose(plain, few)

@@ -121,3 +121,13 @@ def test_lm_finetune_private_declares_and_counts_what_it_ships(small_cfg, tmp_pa
     assert p["exposures"]["private_records"]["texts"] == n_private
     assert p["canary_hits"] == small_cfg.data.canaries  # canaries ride along, and are counted
     assert p["declared_exposures"] >= n_private + n_test - 5  # (records under 5 words are not indexed)
+
+
+@pytest.mark.parametrize("name", ["lm-zero-shot", "distill-public"])
+def test_few_shot_demonstrations_come_from_the_public_pool(name, small_cfg, tmp_path):
+    cfg = dataclasses.replace(small_cfg, strategy={"n_shots": 1, "demo_pool": 10})
+    r = run(name, cfg, tmp_path)
+    ledger = [json.loads(x) for x in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    demos = [e for e in ledger if e["op"] == "demos"]
+    assert demos and demos[0]["sender"] == "data" and demos[0]["exposure"] is None  # public texts only
+    assert r["config"]["strategy"]["n_shots"] == 1

@@ -68,7 +68,8 @@ class SMConfig:
 
 @dataclass
 class PolicyConfig:
-    max_bytes: int = option(64 * 2**20, "largest carrier allowed across the boundary, in bytes")
+    max_bytes: int = option(2**30, "largest carrier allowed across the boundary, in bytes (an fp32 emulator of "
+                                          "the default LM is ~270 MB)")
     ngram: int = option(10, "a shared span of this many words with a private record counts as a leak")
 
     def __post_init__(self) -> None:

@@ -134,13 +134,15 @@ def load_lm(path: str | None = None, threads: int | None = None) -> CausalLM:
     return CausalLM(tok, model, name)
 
 
-def build_prompt(lm: CausalLM, user: str) -> str:
-    """The text up to where the answer starts: the chat template when the tokenizer has one."""
+def build_prompt(lm: CausalLM, user: str, shots: tuple[tuple[str, str], ...] = ()) -> str:
+    """The text up to where the answer starts: the chat template when the tokenizer has one.
+    ``shots`` are earlier (question, answer) turns: in-context demonstrations."""
     tok = lm.tokenizer
     if getattr(tok, "chat_template", None):
-        return tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+        turns = [m for q, a in shots for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+        return tok.apply_chat_template(turns + [{"role": "user", "content": user}], tokenize=False,
                                        add_generation_prompt=True)
-    return f"{user}\nAnswer:"
+    return "".join(f"{q}\nAnswer: {a}\n\n" for q, a in shots) + f"{user}\nAnswer:"
 
 
 def first_token_ids(lm: CausalLM, words: list[str]) -> list[int]:
@@ -158,7 +160,7 @@ def first_token_ids(lm: CausalLM, words: list[str]) -> list[int]:
 
 
 def label_batches(lm: CausalLM, texts: list[str], user_template: str, max_text_tokens: int, batch_size: int,
-                  desc: str, shuffle_seed: int | None = None):
+                  desc: str, shuffle_seed: int | None = None, shots: tuple[tuple[str, str], ...] = ()):
     """Yield (row indices, ids, mask, position ids) of left-padded prompts whose last position is
     where the answer word starts. Batches group similar lengths unless ``shuffle_seed`` is given."""
     tok = lm.tokenizer
@@ -166,7 +168,7 @@ def label_batches(lm: CausalLM, texts: list[str], user_template: str, max_text_t
     enc = []
     for t in texts:
         ids = tok(t, add_special_tokens=False)["input_ids"][:max_text_tokens]
-        prompt = build_prompt(lm, user_template.replace("{text}", tok.decode(ids)))
+        prompt = build_prompt(lm, user_template.replace("{text}", tok.decode(ids)), shots)
         enc.append(tok(prompt, add_special_tokens=False)["input_ids"])
     if shuffle_seed is None:
         order = np.argsort([len(e) for e in enc])  # batch similar lengths: less padding
@@ -187,22 +189,23 @@ def label_batches(lm: CausalLM, texts: list[str], user_template: str, max_text_t
 @torch.no_grad()
 def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words: list[str],
                  max_text_tokens: int = 96, batch_size: int = 8, desc: str = "LM scoring",
-                 cache: bool = False) -> np.ndarray:
+                 cache: bool = False, shots: tuple[tuple[str, str], ...] = ()) -> np.ndarray:
     """log P(first token of each label word | prompt(text)), renormalised over the labels: (n, k)."""
     if cache:
-        memo = ScoreCache(lm.name, user_template, label_words, max_text_tokens)
+        memo = ScoreCache(lm.name, user_template, label_words, max_text_tokens, shots)
         keys = [memo.key(t) for t in texts]
         todo = sorted({i for i, k in enumerate(keys) if k not in memo.rows})
         if todo:
             fresh = score_labels(lm, [texts[i] for i in todo], user_template, label_words, max_text_tokens,
-                                 batch_size, desc)
+                                 batch_size, desc, shots=shots)
             memo.rows.update({keys[i]: row for i, row in zip(todo, fresh)})
             memo.save()
         lm.meter.cached += len(texts) - len(todo)
         return np.stack([memo.rows[k] for k in keys]) if texts else np.zeros((0, len(label_words)), np.float32)
     label_ids = first_token_ids(lm, label_words)
     out = np.zeros((len(texts), len(label_words)), np.float32)
-    for rows, ids, mask, pos in label_batches(lm, texts, user_template, max_text_tokens, batch_size, desc):
+    for rows, ids, mask, pos in label_batches(lm, texts, user_template, max_text_tokens, batch_size, desc,
+                                              shots=shots):
         logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]
         lp = torch.log_softmax(logits.float(), -1)[:, label_ids]
         out[rows] = torch.log_softmax(lp, -1).numpy()

@@ -9,16 +9,17 @@ import numpy as np
 
 from silobridge.boundary import SoftLabels, TextBatch, expect
 from silobridge.strategies.base import DataParty, ModelParty, Strategy
-from silobridge.strategies.prompting import calibrate, score_op
+from silobridge.strategies.prompting import calibrate, prompt_ops, request_demos
 
 
 class LMServed(Strategy):
     exposes = frozenset({"inference_records"})
 
     def model_ops(self):
-        return {"score": score_op(self.config)}
+        return prompt_ops(self.config)
 
     def fit(self, data: DataParty) -> None:
+        request_demos(data, self.config)  # few-shot only: public texts for the demonstrations
         self.prior = data.label_prior()  # for calibration; computed locally
 
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:

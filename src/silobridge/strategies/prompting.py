@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from silobridge.boundary import Carrier, SoftLabels, TextBatch
+from silobridge.boundary import Carrier, Metrics, SoftLabels, TextBatch
 from silobridge.configs import check, option
 from silobridge.data.task import TaskSpec
 from silobridge.errors import BoundaryError
@@ -28,6 +28,9 @@ class PromptConfig:
     label_words: tuple[str, ...] = option((), "answer word per class, in label order; empty = the task's "
                                               "verbalizer (else its label names)")
     calibration: Calibration = option(Calibration.PRIOR, "data-side calibration: none, mean or prior")
+    n_shots: int = option(0, "in-context demonstrations per class, drawn from the public pool and labelled by "
+                             "the LM's own most confident zero-shot answers (0 = zero-shot)")
+    demo_pool: int = option(100, "public texts sent to choose the demonstrations from (with n_shots > 0)")
     max_text_tokens: int = option(96, "each text is cut to this many LM tokens (bounds LM cost)")
     batch_size: int = option(8, "LM batch size")
 
@@ -36,6 +39,8 @@ class PromptConfig:
               "empty or a string containing {text}")
         check(self.max_text_tokens >= 8, "strategy.max_text_tokens", self.max_text_tokens, ">= 8")
         check(self.batch_size >= 1, "strategy.batch_size", self.batch_size, ">= 1")
+        check(0 <= self.n_shots <= 8, "strategy.n_shots", self.n_shots, "in [0, 8]")
+        check(self.demo_pool >= 1, "strategy.demo_pool", self.demo_pool, ">= 1")
 
 
 def words_for(cfg: PromptConfig, task: TaskSpec) -> list[str]:
@@ -51,19 +56,58 @@ def prompt_for(cfg: PromptConfig, task: TaskSpec, words: list[str]) -> str:
         "{description}", task.description)
 
 
-def score_op(cfg: PromptConfig):
-    """Model-party operation: TextBatch -> SoftLabels (label log-probs)."""
+def choose_demos(lm, pool: list[str], user: str, words: list[str], cfg: PromptConfig,
+                 cache: bool = False) -> tuple[tuple[str, str], ...]:
+    """Label ``pool`` zero-shot and keep the ``cfg.n_shots`` most confident texts per class as
+    (question, answer) demonstrations, classes interleaved."""
+    logp = score_labels(lm, pool, user, words, cfg.max_text_tokens, cfg.batch_size, "LM demos", cache=cache)
+    tok, shots = lm.tokenizer, []
+    for y in range(len(words)):
+        margin = logp[:, y] - np.delete(logp, y, axis=1).max(1)
+        for i in np.argsort(-margin)[:cfg.n_shots]:
+            text = tok.decode(tok(pool[i], add_special_tokens=False)["input_ids"][:cfg.max_text_tokens])
+            shots.append((user.replace("{text}", text), words[y]))
+    order = np.random.default_rng(0).permutation(len(shots))
+    return tuple(shots[i] for i in order)
 
-    def op(party: ModelParty, carrier: Carrier) -> Carrier:
+
+class PromptState:
+    """The model party's side of a prompting protocol: the demonstrations it chose."""
+
+    def __init__(self) -> None:
+        self.shots: tuple[tuple[str, str], ...] = ()
+
+
+def prompt_ops(cfg: PromptConfig, state: PromptState | None = None) -> dict:
+    """Model-party operations: 'demos' (public texts -> chosen demonstrations) and 'score'
+    (texts -> SoftLabels of label log-probs, with the demonstrations as earlier chat turns)."""
+    state = state or PromptState()
+
+    def texts_of(carrier: Carrier, op: str) -> list[str]:
         if not isinstance(carrier, TextBatch):
-            raise BoundaryError(f"'score' expects a text carrier, got '{carrier.kind}'", where="model.score")
+            raise BoundaryError(f"'{op}' expects a text carrier, got '{carrier.kind}'", where=f"model.{op}")
+        return carrier.items
+
+    def demos(party: ModelParty, carrier: Carrier) -> Carrier:
         words = words_for(cfg, party.task)
-        user = prompt_for(cfg, party.task, words)
-        logp = score_labels(party.lm, carrier.items, user, words, cfg.max_text_tokens, cfg.batch_size,
-                            desc=f"LM scoring {carrier.purpose}", cache=party.cache)
+        state.shots = choose_demos(party.lm, texts_of(carrier, "demos"), prompt_for(cfg, party.task, words), words,
+                                   cfg, cache=party.cache)
+        return Metrics(values={"demonstrations": len(state.shots)})
+
+    def score(party: ModelParty, carrier: Carrier) -> Carrier:
+        words = words_for(cfg, party.task)
+        logp = score_labels(party.lm, texts_of(carrier, "score"), prompt_for(cfg, party.task, words), words,
+                            cfg.max_text_tokens, cfg.batch_size, desc=f"LM scoring {carrier.purpose}",
+                            cache=party.cache, shots=state.shots)
         return SoftLabels(values=logp, log=True, label_names=list(party.task.label_names))
 
-    return op
+    return {"demos": demos, "score": score}
+
+
+def request_demos(data, cfg: PromptConfig) -> None:
+    """Data side: when few-shot, send public texts for the model party to pick demonstrations from."""
+    if cfg.n_shots:
+        data.model.call("demos", TextBatch(data.public[:cfg.demo_pool], purpose="demonstration pool"))
 
 
 def calibrate(logp: np.ndarray, mode: Calibration, prior: np.ndarray | None = None) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 from silobridge.boundary import SoftLabels, TextBatch, expect
 from silobridge.strategies.base import DataParty, Strategy, register
 from silobridge.strategies.distill_public.config import DistillPublicConfig
-from silobridge.strategies.prompting import calibrate, score_op
+from silobridge.strategies.prompting import calibrate, prompt_ops, request_demos
 
 
 @register
@@ -18,11 +18,12 @@ class DistillPublic(Strategy):
     Config = DistillPublicConfig
 
     def model_ops(self):
-        return {"score": score_op(self.config)}
+        return prompt_ops(self.config)
 
     def fit(self, data: DataParty) -> None:
         c = self.config
         # 1. ask the LM for label log-probs on the public pool (public texts only cross)
+        request_demos(data, c)
         reply = expect(data.model.call("score", TextBatch(data.public, purpose="public pool")), SoftLabels)
         # 2. calibrate locally, then soften/sharpen with the temperature
         p = calibrate(reply.values, c.calibration, data.label_prior())
