@@ -50,8 +50,11 @@ def test_emulator_is_smaller_and_runs(lm4):
     out = perplexity(lm4, TEXTS, model=emu)
     assert out["perplexity"] > 1 and 0 <= out["next_token_accuracy"] <= 1
     before = perplexity(lm4, TEXTS, model=emu)["perplexity"]
-    losses = distill_emulator(lm4, emu, TEXTS, steps=5, lr=1e-3, batch_size=len(TEXTS))
+    bottom_before = emu.model.layers[0].mlp.up_proj.weight.detach().clone()
+    losses = distill_emulator(lm4, emu, TEXTS, steps=5, lr=1e-3, batch_size=len(TEXTS),
+                              train_layers=plan.middle_positions)
     assert losses[-1] < losses[0]
+    assert torch.equal(emu.model.layers[0].mlp.up_proj.weight, bottom_before)  # adapter layers stay exact
     assert before != perplexity(lm4, TEXTS, model=emu)["perplexity"]
 
 

@@ -101,6 +101,11 @@ class EmulatorPlan:
         return list(range(self.bottom)) + middle + list(range(self.lm_layers - self.top, self.lm_layers))
 
     @property
+    def middle_positions(self) -> list[int]:
+        """Positions, in the emulator, of its compressed middle layers (the ones distillation trains)."""
+        return list(range(self.bottom, len(self.kept) - self.top))
+
+    @property
     def adapter_layers(self) -> list[int]:
         """LM indices of the layers where adapters live."""
         return list(range(self.bottom)) + list(range(self.lm_layers - self.top, self.lm_layers))
@@ -122,11 +127,15 @@ def build_emulator(lm: CausalLM, plan: EmulatorPlan) -> torch.nn.Module:
 
 
 def distill_emulator(lm: CausalLM, emu: torch.nn.Module, texts: list[str], steps: int, lr: float = 1e-4,
-                     batch_size: int = 4, max_len: int = 96, seed: int = 0) -> list[float]:
-    """Train the emulator's middle to match the LM's next-token distributions on (public) text."""
+                     batch_size: int = 4, max_len: int = 96, seed: int = 0,
+                     train_layers: list[int] | None = None) -> list[float]:
+    """Train the emulator's layers ``train_layers`` (its compressed middle; default all) to match the
+    LM's next-token distributions on (public) text. Other layers stay bit-exact copies of the LM's."""
     torch.manual_seed(seed)
     seqs = _encode(lm, texts, max_len)
-    params = [p for n, p in emu.named_parameters() if ".layers." in n]
+    layers = range(len(_layers(emu))) if train_layers is None else train_layers
+    names = tuple(f".layers.{j}." for j in layers)
+    params = [p for n, p in emu.named_parameters() if any(k in n for k in names)]
     opt = torch.optim.AdamW(params, lr=lr)
     rng = np.random.default_rng(seed)
     lm.model.eval()

@@ -69,7 +69,8 @@ def emulator_op(cfg: EmulatorConfig):
         plan = EmulatorPlan(n_layers(lm), cfg.bottom, cfg.top, cfg.stride)
         emu = build_emulator(lm, plan)
         texts = expect(carrier, TextBatch).items
-        losses = distill_emulator(lm, emu, texts, cfg.distill_steps) if cfg.distill_steps and texts else []
+        losses = (distill_emulator(lm, emu, texts, cfg.distill_steps, train_layers=plan.middle_positions)
+                  if cfg.distill_steps and texts else [])
         tensors = _unique_state(emu)
         if cfg.int8:
             q, scales = quantize_int8({k: v for k, v in tensors.items() if v.ndim == 2})
