@@ -2,17 +2,13 @@
 planted canaries and data-party records found in the traffic."""
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
 
 from silobridge.boundary import Carrier, Entry, TextFingerprint, Weights
-
-
-def _hash(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()
+from silobridge.boundary.policy import array_digest
 
 
 class Auditor:
@@ -39,7 +35,8 @@ class Auditor:
             self.exposures.setdefault(carrier.exposure, Counter()).update(
                 carriers=1, texts=len(carrier.texts()), bytes=entry.bytes)
         if entry.sender == "model":
-            self.sent_arrays |= {_hash(a) for a in carrier.arrays().values() if a.dtype.kind == "f" and a.size >= 256}
+            self.sent_arrays |= {array_digest(a) for a in carrier.arrays().values()
+                                 if a.dtype.kind == "f" and a.size >= 256}
             if isinstance(carrier, Weights):
                 self.declared_share = max(self.declared_share, float(carrier.meta.get("revealed_param_share", 0.0)))
 
@@ -49,7 +46,7 @@ class Auditor:
         exact = total = 0
         for p in lm_parameters or []:
             total += p.size
-            if self.sent_arrays and _hash(p) in self.sent_arrays:
+            if self.sent_arrays and array_digest(p) in self.sent_arrays:
                 exact += p.size
         return {"lm_param_share_exact": exact / total if total else 0.0,
                 "lm_param_share_declared": self.declared_share}

@@ -32,6 +32,11 @@ class Outgoing:
         return self.carrier.exposure is not None and self.carrier.exposure in self.declared
 
 
+def array_digest(a: np.ndarray) -> str:
+    """Digest of an array's values as float32: equal digests mean a bit-exact copy of a tensor."""
+    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()
+
+
 class Rule:
     name = "rule"
 
@@ -105,10 +110,6 @@ class NoModelWeights(Rule):
         self._parameters = parameters
         self._hashes: set[str] | None = None
 
-    @staticmethod
-    def _hash(a: np.ndarray) -> str:
-        return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float32).tobytes()).hexdigest()
-
     def check(self, out: Outgoing) -> None:
         if "lm_weights" in out.declared:
             return
@@ -119,9 +120,9 @@ class NoModelWeights(Rule):
         if not arrays:
             return
         if self._hashes is None:
-            self._hashes = {self._hash(p) for p in self._parameters()}
+            self._hashes = {array_digest(p) for p in self._parameters()}
         for a in arrays:
-            if self._hash(a) in self._hashes:
+            if array_digest(a) in self._hashes:
                 raise out.refuse(self.name, "an array equals one of the LM's parameter tensors",
                                  "never copy LM parameters into a carrier, or declare 'lm_weights'")
 
