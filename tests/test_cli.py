@@ -82,6 +82,9 @@ def test_bench_resumes_finished_runs(tmp_path, tiny_lm_dir):
     assert second.returncode == 0, second.stderr
     assert second.stderr.count("skip") == 3 and second.stderr.count("done") == 1
     assert len((out / "results.jsonl").read_text().splitlines()) == 4
+    # the thread count is a resource setting: a finished run stays finished under another one
+    fourth = subprocess.run(cmd + ["--set", "lm.threads=1"], capture_output=True, text=True)
+    assert fourth.returncode == 0 and fourth.stderr.count("skip") == 4, fourth.stderr
     # a changed config never overwrites finished results
     third = subprocess.run(cmd + ["--set", "data.n_private=30"], capture_output=True, text=True)
     assert third.returncode == 2 and "different config" in third.stderr

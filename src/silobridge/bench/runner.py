@@ -41,7 +41,15 @@ def load_splits(cfg: RunConfig) -> Splits:
                        n_test=d.n_test, seed=cfg.seed, source=source, ngram=cfg.policy.ngram)
 
 
+RESOURCE_KEYS = {"lm": ("threads",)}  # how fast a run goes, not what it computes: left out of the digest
+
+
 def config_digest(strategy: str, cfg: dict[str, Any]) -> str:
+    """Identity of a run for resume: the resolved config, less resource settings (thread count)."""
+    cfg = dict(cfg)
+    for section, keys in RESOURCE_KEYS.items():
+        if isinstance(cfg.get(section), dict):
+            cfg[section] = {k: v for k, v in cfg[section].items() if k not in keys}
     return hashlib.sha256(json.dumps([strategy, cfg], sort_keys=True).encode()).hexdigest()[:16]
 
 
