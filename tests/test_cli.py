@@ -175,3 +175,16 @@ def test_interrupted_run_is_not_marked_finished(tmp_path, monkeypatch):
     res = runner.invoke(app, ["run", "sm-only", "--out", str(out), *sets()])
     assert res.exit_code == 130 and "interrupted" in res.output
     assert not (out / "result.json").exists()
+
+
+def test_results_written_before_an_option_existed_still_resume(small_cfg):
+    from silobridge.bench.runner import config_digest
+    from silobridge.bench.suite import resolved, same_run
+
+    cfg = resolved("sm-only", small_cfg)
+    digest = config_digest("sm-only", cfg)
+    old = {k: v for k, v in cfg.items() if k != "task"}  # a result from before `task` was added
+    stale = "0" * 16
+    assert same_run({"config": old, "config_digest": stale}, "sm-only", digest)
+    assert not same_run({"config": old | {"seed": 9}, "config_digest": stale}, "sm-only", digest)
+    assert not same_run({"config": old | {"retired": 1}, "config_digest": stale}, "sm-only", digest)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from silobridge.bench.runner import run
-from silobridge.settings import SMKind
+from silobridge.settings import SMKind, TaskKind
 from silobridge.strategies import all_strategies
 
 CONTRACT = {
@@ -66,6 +66,40 @@ def test_what_each_slice_strategy_sends(small_cfg, tmp_path):
     assert dp["communication"]["bytes_model_to_data"] > n_public * 2 * 4  # float32 soft labels at least
 
 
+DOMAIN_LM = [n for n, c in all_strategies().items() if TaskKind.DOMAIN_LM in c.kinds]
+
+
+def test_domain_lm_strategies():
+    assert set(DOMAIN_LM) >= {"lm-zero-shot", "lm-finetune-private", "emulator", "offsite-tuning", "dp-synthetic"}
+
+
+@pytest.mark.parametrize("name", DOMAIN_LM)
+def test_every_domain_lm_strategy_runs_on_tiny_models(name, small_cfg, tmp_path):
+    cfg = dataclasses.replace(small_cfg, task=TaskKind.DOMAIN_LM, strategy=FAST.get(name, {}))
+    result = run(name, cfg, tmp_path)
+    u = result["objectives"]["utility"]
+    assert result["task_kind"] == "domain-lm" and "accuracy" not in u
+    assert u["perplexity"] > 1 and 0 <= u["next_token_accuracy"] <= 1
+    assert result["report"]["lm_eval"]["deployed"]["perplexity"] == u["perplexity"]
+    p = result["objectives"]["privacy"]
+    assert "inference_records" not in p["exposures"]  # nothing is classified: test texts stay home
+    ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    if name == "lm-zero-shot":  # the reference "LM alone": nothing crosses
+        assert ledger == [] and result["objectives"]["lm_queries"]["calls"] == 0
+    if name in ("lm-finetune-private", "dp-synthetic"):
+        assert ("data", "tune-lm") in [(e["sender"], e["op"]) for e in ledger]
+
+
+def test_classify_only_strategy_refuses_domain_lm(small_cfg, tmp_path):
+    from silobridge.errors import ConfigError
+
+    cfg = dataclasses.replace(small_cfg, task=TaskKind.DOMAIN_LM)
+    with pytest.raises(ConfigError, match="cannot run task 'domain-lm'") as err:
+        run("distill-public", cfg, tmp_path)
+    assert "offsite-tuning" in err.value.fix
+    assert not (tmp_path / "result.json").exists()
+
+
 def test_emulator_reveals_a_declared_share_and_offsite_plugs_adapters(small_cfg, tmp_path):
     cfg = dataclasses.replace(small_cfg, strategy={"distill_steps": 2, "bottom": 1, "top": 1, "stride": 2})
     emu = run("emulator", cfg, tmp_path / "e")
@@ -78,7 +112,7 @@ def test_emulator_reveals_a_declared_share_and_offsite_plugs_adapters(small_cfg,
 
     off = run("offsite-tuning", cfg, tmp_path / "o")
     rows = off["report"]["lm_eval"]
-    assert set(rows) == {"lm", "emulator+adapters", "deployed"}
+    assert set(rows) == {"lm", "emulator", "emulator+adapters", "deployed"}
     assert rows["deployed"]["perplexity"] != rows["lm"]["perplexity"]  # the adapters changed the LM
     assert off["objectives"]["utility"]["perplexity"] == rows["deployed"]["perplexity"]
     ledger = [json.loads(x) for x in (tmp_path / "o" / "ledger.jsonl").read_text().splitlines()]

@@ -10,6 +10,11 @@ from typing import Any
 from silobridge.configs import check, option
 
 
+class TaskKind(enum.Enum):
+    CLASSIFY = "classify"
+    DOMAIN_LM = "domain-lm"
+
+
 class SMKind(enum.Enum):
     TFIDF = "tfidf"
     ENCODER = "encoder"
@@ -80,8 +85,17 @@ class PolicyConfig:
 @dataclass
 class RunConfig:
     seed: int = option(0, "seed for splits, canaries and training")
+    task: TaskKind = option(TaskKind.CLASSIFY, "'classify': utility is accuracy/AUC of the deployed predictor on the "
+                                               "test labels; 'domain-lm': strategies train on the raw private texts "
+                                               "and utility is perplexity / next-token accuracy of the deployed "
+                                               "causal LM on held-out private texts (data.n_lm_eval of them)")
     data: DataConfig = option(DataConfig(), "the task and its splits")
     lm: LMConfig = option(LMConfig(), "the model party's LM")
     sm: SMConfig = option(SMConfig(), "the data party's SM")
     policy: PolicyConfig = option(PolicyConfig(), "boundary rules")
     strategy: dict[str, Any] = option({}, "options of the chosen strategy (see `silobridge config STRATEGY`)")
+
+    def __post_init__(self) -> None:
+        if self.task is TaskKind.DOMAIN_LM:
+            check(self.data.n_lm_eval >= 1, "data.n_lm_eval", self.data.n_lm_eval,
+                  ">= 1 with task=domain-lm (its utility is measured on those held-out texts)")

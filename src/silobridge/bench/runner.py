@@ -20,8 +20,9 @@ from silobridge.data import load_reviews, load_table, make_splits
 from silobridge.data.task import Splits
 from silobridge.models.causal import perplexity
 from silobridge.parties import DataParty, ModelParty
-from silobridge.settings import RunConfig
+from silobridge.settings import RunConfig, TaskKind
 from silobridge.strategies import get
+from silobridge.strategies.base import check_kind
 
 RESULT = "result.json"
 
@@ -58,6 +59,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     out = Path(out)
     cls = get(strategy)
     scfg = from_dict(cls.Config, cfg.strategy, prefix="strategy.")  # validate before any work
+    check_kind(cls, cfg.task)
     splits = load_splits(cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULT).unlink(missing_ok=True)  # a stale result must not survive a failed rerun
@@ -77,18 +79,19 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.lm.threads)
-    strat = cls(scfg)
+    strat = cls(scfg, kind=cfg.task)
     model.ops, data.ops = strat.model_ops(), strat.data_ops()
     t0 = time.perf_counter()
     strat.fit(data)
     t_fit = time.perf_counter() - t0
 
-    # 3. inference inputs arrive at the data party; the deployed predictor answers
-    data.admit(splits.test.texts)
-    t1 = time.perf_counter()
-    proba = strat.predict_proba(data, splits.test.texts)
-    t_pred = time.perf_counter() - t1
-    k = len(splits.task.label_names)
+    # 3. classify: inference inputs arrive at the data party; the deployed predictor answers
+    proba, t_pred = None, 0.0
+    if cfg.task is TaskKind.CLASSIFY:
+        data.admit(splits.test.texts)
+        t1 = time.perf_counter()
+        proba = strat.predict_proba(data, splits.test.texts)
+        t_pred = time.perf_counter() - t1
     model_s = channel.busy_seconds.get("model", 0.0)
 
     # 4. evaluation only: causal LMs the strategy deployed, on held-out private text
@@ -96,7 +99,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     eval_texts = splits.test.texts[:cfg.data.n_lm_eval]
     for label, lm in (strat.language_models(data, model).items() if eval_texts else []):
         lm_rows[label] = perplexity(lm, eval_texts, model=lm.model)
-    util = utility(splits.test.labels, proba, k)
+    util = utility(splits.test.labels, proba, len(splits.task.label_names)) if proba is not None else {}
     if "deployed" in lm_rows:
         util |= {"perplexity": lm_rows["deployed"]["perplexity"],
                  "next_token_accuracy": lm_rows["deployed"]["next_token_accuracy"]}
@@ -105,6 +108,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     result = {
         "strategy": strategy,
         "task": splits.task.name,
+        "task_kind": cfg.task.value,
         "seed": cfg.seed,
         "config": cfg_dict,
         "config_digest": config_digest(strategy, cfg_dict),

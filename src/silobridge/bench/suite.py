@@ -12,9 +12,10 @@ from typing import Any
 
 from silobridge.bench.runner import RESULT, config_digest
 from silobridge.configs import from_dict, to_dict
-from silobridge.errors import ConfigError
+from silobridge.errors import ConfigError, SilobridgeError
 from silobridge.settings import RunConfig
 from silobridge.strategies import get
+from silobridge.strategies.base import check_kind
 
 
 def strategy_options(name: str, shared: dict[str, Any]) -> dict[str, Any]:
@@ -28,11 +29,24 @@ def resolved(name: str, cfg: RunConfig) -> dict[str, Any]:
     return to_dict(cfg) | {"strategy": to_dict(scfg)}
 
 
+def same_run(prev: dict[str, Any], name: str, digest: str) -> bool:
+    """Whether a finished result is the run ``digest`` names. A result written before options were
+    added still counts when those options' defaults reproduce it (its config, read back, resolves to
+    the same digest)."""
+    if prev.get("config_digest") == digest:
+        return True
+    try:
+        old = from_dict(RunConfig, prev.get("config", {}))
+        return config_digest(name, resolved(name, old)) == digest
+    except SilobridgeError:  # an option since removed or renamed: not the same run
+        return False
+
+
 def bench(strategies: list[str], seeds: list[int], cfg: RunConfig, out: Path,
           on_event: Callable[[str, str, int, str], None] = lambda *a: None) -> tuple[list[dict], list[str]]:
     """Returns (results, failures). ``on_event(kind, strategy, seed, detail)`` reports progress."""
     for name in strategies:
-        get(name)  # unknown names fail before any work
+        check_kind(get(name), cfg.task)  # unknown names, or a strategy that cannot run the task, fail before any work
     unknown = set(cfg.strategy) - {k for n in strategies for k in strategy_options(n, cfg.strategy)}
     if unknown:
         raise ConfigError(f"no chosen strategy has option(s) {sorted(unknown)}", where="--set strategy.*",
@@ -47,7 +61,7 @@ def bench(strategies: list[str], seeds: list[int], cfg: RunConfig, out: Path,
             done = run_dir / RESULT
             if done.exists():
                 prev = json.loads(done.read_text())
-                if prev.get("config_digest") != digest:
+                if not same_run(prev, name, digest):
                     raise ConfigError(f"{done} holds a finished run with a different config",
                                       where="--out", fix="use a new --out directory (results are never overwritten)")
                 on_event("skip", name, seed, "finished earlier")

@@ -21,9 +21,10 @@ def list_cmd() -> None:
     """Show the registered strategies."""
     from silobridge.strategies import all_strategies
 
-    table = Table("strategy", "exposes by design", "what it does")
+    table = Table("strategy", "tasks", "exposes by design", "what it does")
     for name, cls in all_strategies().items():
-        table.add_row(name, ", ".join(sorted(cls.exposes)) or "-", cls.summary)
+        tasks = ", ".join(sorted(k.value for k in cls.kinds))
+        table.add_row(name, tasks, ", ".join(sorted(cls.exposes)) or "-", cls.summary)
     out_console.print(table)
 
 
@@ -96,7 +97,8 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
 
 
 def print_table(results: list[dict]) -> None:
-    table = Table("strategy", "seed", "acc", "macro-F1", "AUC", "ppl", "bytes d→m", "bytes m→d", "LM calls", "ε",
+    table = Table("strategy", "task", "seed", "acc", "macro-F1", "AUC", "ppl", "next-tok", "bytes d→m", "bytes m→d",
+                  "LM calls", "ε",
                   "canary", "raw rec", "declared", "LM share", "data s", "model s", "peak MB")
 
     def num(x, fmt: str) -> str:
@@ -106,8 +108,9 @@ def print_table(results: list[dict]) -> None:
         o = r["objectives"]
         u, c, p, t = o["utility"], o["communication"], o["privacy"], o["compute"]
         share = o.get("model_leakage", {}).get("lm_param_share_declared") or None
-        table.add_row(r["strategy"], str(r["seed"]), f"{u['accuracy']:.3f}", f"{u['macro_f1']:.3f}",
-                      num(u.get("auc"), ".3f"), num(u.get("perplexity"), ".1f"),
+        table.add_row(r["strategy"], r.get("task_kind", "classify"), str(r["seed"]), num(u.get("accuracy"), ".3f"),
+                      num(u.get("macro_f1"), ".3f"), num(u.get("auc"), ".3f"), num(u.get("perplexity"), ".1f"),
+                      num(u.get("next_token_accuracy"), ".3f"),
                       f"{c['bytes_data_to_model']:,}", f"{c['bytes_model_to_data']:,}",
                       str(o["lm_queries"]["calls"]), num(p.get("epsilon"), ".2f"), str(p["canary_hits"]),
                       str(p["raw_record_hits"]), str(p["declared_exposures"]), num(share, ".2f"),

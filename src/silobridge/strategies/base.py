@@ -11,10 +11,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from silobridge.errors import UnknownStrategyError
+from silobridge.errors import ConfigError, UnknownStrategyError
 from silobridge.parties import DataParty, ModelParty
 from silobridge.parties.data_party import Op as DataOp
 from silobridge.parties.model_party import Op as ModelOp
+from silobridge.settings import TaskKind
 
 REGISTRY: dict[str, type["Strategy"]] = {}
 
@@ -25,9 +26,13 @@ class Strategy(ABC):
     Config: ClassVar[type]
     # data exposures this strategy makes by design (e.g. "inference_records"); recorded, never hidden
     exposes: ClassVar[frozenset[str]] = frozenset()
+    # task kinds it can run: 'domain-lm' needs a causal LM to deploy (see ``language_models``)
+    kinds: ClassVar[frozenset[TaskKind]] = frozenset({TaskKind.CLASSIFY})
 
-    def __init__(self, config: Any):
+    def __init__(self, config: Any, kind: TaskKind = TaskKind.CLASSIFY):
+        check_kind(type(self), kind)
         self.config = config
+        self.kind = kind
         self.report: dict[str, Any] = {}  # strategy-specific figures merged into result.json
 
     def model_ops(self) -> dict[str, ModelOp]:
@@ -44,7 +49,7 @@ class Strategy(ABC):
 
     @abstractmethod
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
-        """Class probabilities for inference inputs that arrived at the data party."""
+        """Class probabilities for inference inputs that arrived at the data party (task 'classify')."""
 
     def language_models(self, data: DataParty, model: ModelParty) -> dict[str, Any]:
         """Evaluation hook (called by the omniscient harness only, after predict): named causal LMs
@@ -66,10 +71,18 @@ def get(name: str) -> type[Strategy]:
     return REGISTRY[name]
 
 
+def check_kind(cls: type[Strategy], kind: TaskKind) -> None:
+    """A clear error when ``cls`` cannot run task ``kind``."""
+    if kind not in cls.kinds:
+        able = sorted(n for n, c in all_strategies().items() if kind in c.kinds)
+        raise ConfigError(f"strategy '{cls.name}' cannot run task '{kind.value}'", where="task",
+                          fix=f"for task '{kind.value}' choose one of: {', '.join(able)}")
+
+
 def all_strategies() -> dict[str, type[Strategy]]:
     from silobridge import strategies  # noqa: F401
 
     return dict(sorted(REGISTRY.items()))
 
 
-__all__ = ["Strategy", "register", "get", "all_strategies", "DataParty", "ModelParty"]
+__all__ = ["Strategy", "register", "get", "all_strategies", "check_kind", "DataParty", "ModelParty", "TaskKind"]

@@ -119,16 +119,18 @@ def supervised_texts(lm: CausalLM, data: DataParty, cfg: PromptConfig) -> list[s
             for t, y in zip(data.private.texts, data.private.labels)]
 
 
-def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int) -> tuple[CausalLM, torch.nn.Module, Weights,
-                                                                             list[float]]:
-    """Ask for the emulator, rebuild it, train LoRA adapters on its adapter layers with private data."""
+def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int,
+                   raw_text: bool = False) -> tuple[CausalLM, torch.nn.Module, Weights, list[float]]:
+    """Ask for the emulator, rebuild it, train LoRA adapters on its adapter layers with private data:
+    prompt + answer sequences (classification), or the raw private texts (``raw_text``, domain LM)."""
     n = min(cfg.distill_texts, len(data.public))
     w = expect(data.model.call("emulator", TextBatch(data.public[:n], purpose="distillation corpus")), Weights)
     emu_lm, emu = rebuild(w)
     kept = w.meta["kept"]
     adapters_at = [kept.index(i) for i in w.meta["adapter_layers"]]
     tuned = add_lora(emu, adapters_at, cfg.lora)
-    texts = supervised_texts(emu_lm, data, cfg)
+    eos = emu_lm.tokenizer.eos_token or ""
+    texts = [t + eos for t in data.private.texts] if raw_text else supervised_texts(emu_lm, data, cfg)
     losses = train_causal(tuned, emu_lm, texts, cfg.lora, seed=seed, desc="LoRA on emulator")
     emu_lm.model = tuned
     return emu_lm, tuned, w, losses

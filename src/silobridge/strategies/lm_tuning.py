@@ -1,6 +1,7 @@
 """The model party's side of SM -> LM strategies: LoRA-tune the LM on labelled texts it receives
 (soft labels from an SM, DP synthetic records, or — for the privacy-violating reference — private
-records): a label-scoring loss, plus optionally next-token loss on the texts (domain adaptation)."""
+records): a label-scoring loss, plus optionally next-token loss on the texts (domain adaptation);
+or, for task 'domain-lm', next-token loss alone on unlabelled texts (``lm_tune_op``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,5 +59,21 @@ def tune_op(cfg: LMTuneConfig, tag: str):
         losses = train_label_scoring(lm.model, lm, batch.items, targets, prompt_for(cfg, party.task, words), words,
                                      cfg.lora, cfg.max_text_tokens, desc="LoRA on labels")
         return Metrics(values=out | {"loss_first": losses[0], "loss_last": losses[-1], "texts": len(batch.items)})
+
+    return op
+
+
+def lm_tune_op(cfg: LMTuneConfig, tag: str):
+    """Model-party operation (task 'domain-lm'): texts -> the LM is LoRA-tuned on next-token prediction."""
+
+    def op(party: ModelParty, carrier: Carrier) -> Carrier:
+        batch = expect(carrier, TextBatch)
+        if not batch.items:
+            raise BoundaryError("'tune-lm' got no texts", where="model.tune-lm", fix="send at least one text")
+        lm = party.lm
+        lm.model = add_lora(lm.model, None, cfg.lora)
+        lm.mark_changed(tag)
+        losses = train_causal(lm.model, lm, batch.items, cfg.lora, desc="LoRA next-token")
+        return Metrics(values={"lm_loss_first": losses[0], "lm_loss_last": losses[-1], "texts": len(batch.items)})
 
     return op

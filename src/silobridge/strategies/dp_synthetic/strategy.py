@@ -1,7 +1,9 @@
 """dp-synthetic (SM -> LM with differential privacy): the data party gets a small generator (a cut
 of the LM, same tokenizer; a declared partial-weights exposure), fine-tunes it on its private
 labelled records with DP-SGD (Opacus), samples labelled synthetic records, and sends them with the
-(epsilon, delta) spent; the model party LoRA-tunes its LM on them. The LM then serves inference."""
+(epsilon, delta) spent; the model party LoRA-tunes its LM on them. The LM then serves inference.
+For task 'domain-lm' the generator learns the raw private texts, samples unlabelled texts, and the
+LM is tuned on next-token prediction over them."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,11 +14,11 @@ from silobridge.errors import DataError
 from silobridge.models.generate import generate
 from silobridge.models.lora import LoraSpec, add_lora
 from silobridge.privacy.dp import DPSpec, dp_train_causal
-from silobridge.strategies.base import DataParty, register
+from silobridge.strategies.base import DataParty, TaskKind, register
 from silobridge.strategies.dp_synthetic.config import DPSyntheticConfig
 from silobridge.strategies.emulation import EmulatorConfig, emulator_op, rebuild
 from silobridge.strategies.lm_served import LMServed
-from silobridge.strategies.lm_tuning import tune_op
+from silobridge.strategies.lm_tuning import lm_tune_op, tune_op
 from silobridge.strategies.prompting import words_for
 
 
@@ -30,28 +32,36 @@ class DPSynthetic(LMServed):
     summary = "data party DP-fine-tunes an LM cut on private records, sends labelled synthetic text with its epsilon"
     Config = DPSyntheticConfig
     exposes = frozenset({"lm_weights", "inference_records"})
+    kinds = frozenset(TaskKind)
 
     def model_ops(self):
         return super().model_ops() | {"emulator": emulator_op(_cut(self.config)),
-                                      "tune": tune_op(self.config, "dp-synthetic")}
+                                      "tune": tune_op(self.config, "dp-synthetic"),
+                                      "tune-lm": lm_tune_op(self.config, "dp-synthetic")}
 
     def fit(self, data: DataParty) -> None:
         c = self.config
         # 1. the generator: a cut of the LM (same tokenizer), rebuilt in the data silo
         w = expect(data.model.call("emulator", TextBatch([], purpose="generator request")), Weights)
         gen_lm, gen = rebuild(w)
-        # 2. DP-SGD fine-tuning on "<label word>: <record>" lines
+        # 2. DP-SGD fine-tuning on "<label word>: <record>" lines (domain-lm: on the raw records)
+        domain = self.kind is TaskKind.DOMAIN_LM
         label_words = words_for(c, data.task)
-        eos = gen_lm.tokenizer.eos_token or ""
-        lines = [f"{label_words[y]}: {t}{eos}" for t, y in zip(data.private.texts, data.private.labels)]
+        tok = gen_lm.tokenizer
+        eos = tok.eos_token or ""
+        # unconditional samples start from the token every training line starts with (BOS, else a marker)
+        start = tok.bos_token or tok.eos_token or tok.cls_token or "\n"
+        lead = "" if tok.bos_token else start  # the encoder prepends BOS itself
+        lines = ([f"{lead}{t}{eos}" for t in data.private.texts] if domain else
+                 [f"{label_words[y]}: {t}{eos}" for t, y in zip(data.private.texts, data.private.labels)])
         spec = DPSpec(c.epsilon, c.delta or 1.0 / (10 * len(lines)), c.max_grad_norm, c.accountant)
         gen = add_lora(gen, None, LoraSpec(r=c.lora_r, alpha=2 * c.lora_r))
         losses, eps = dp_train_causal(gen, gen_lm, lines, spec, lr=c.gen_lr, epochs=c.gen_epochs,
                                       batch_size=c.gen_batch_size, max_len=c.gen_max_len, seed=data.seed)
         # 3. sample labelled synthetic records (post-processing: no further privacy cost)
         prompts, labels = [], []
-        for y, word in enumerate(label_words):
-            prompts += [f"{word}:"] * c.per_class
+        for y, word in enumerate(label_words):  # domain-lm: unconditional, from the start-of-text token
+            prompts += [start if domain else f"{word}:"] * c.per_class
             labels += [y] * c.per_class
         texts = generate(gen_lm, prompts, c.max_new_tokens, seed=data.seed, model=gen, desc="sampling synthetic")
         # 4. local checks: drop too-short rows and any row repeating a private span (belt and braces)
@@ -59,13 +69,15 @@ class DPSynthetic(LMServed):
         if not keep:
             raise DataError(f"the DP generator produced no usable rows out of {len(texts)}", where="dp-synthetic",
                             fix="raise strategy.per_class or strategy.epsilon, or lower strategy.min_words")
-        batch = TextBatch([texts[i] for i in keep], purpose="dp synthetic", labels=[labels[i] for i in keep],
+        batch = TextBatch([texts[i] for i in keep], purpose="dp synthetic",
+                          labels=None if domain else [labels[i] for i in keep],
                           privacy=PrivacySpend(eps, spec.delta, f"DP-SGD ({spec.accountant})"))
-        reply = expect(data.model.call("tune", batch), Metrics)
+        reply = expect(data.model.call("tune-lm" if domain else "tune", batch), Metrics)
         super().fit(data)
         self.report = {"epsilon_target": c.epsilon, "epsilon_spent": eps, "delta": spec.delta,
                        "generator_layers": len(w.meta["kept"]), "revealed_param_share": w.meta["revealed_param_share"],
                        "dp_loss_first_last": [losses[0], losses[-1]] if losses else None,
                        "synthetic_generated": len(texts), "synthetic_sent": len(keep),
-                       "synthetic_label_share": np.bincount(batch.labels, minlength=len(label_words)).tolist(),
+                       "synthetic_label_share": None if domain else
+                       np.bincount(batch.labels, minlength=len(label_words)).tolist(),
                        "synthetic_examples": batch.items[:3], "lm_tuning": reply.values}

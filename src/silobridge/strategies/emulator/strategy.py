@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from silobridge.models.lm import CausalLM, score_labels
-from silobridge.strategies.base import DataParty, ModelParty, Strategy, register
+from silobridge.strategies.base import DataParty, ModelParty, Strategy, TaskKind, register
 from silobridge.strategies.emulation import AdaptersOff, EmulatorConfig, emulator_op, fetch_and_tune
 
 __all__ = ["Emulator", "EmulatorConfig"]
@@ -20,12 +20,14 @@ class Emulator(Strategy):
     summary = "LM sends a layer-drop emulator (declared partial weights); data party LoRA-tunes and deploys it"
     Config = EmulatorConfig
     exposes = frozenset({"lm_weights"})
+    kinds = frozenset(TaskKind)
 
     def model_ops(self):
         return {"emulator": emulator_op(self.config)}
 
     def fit(self, data: DataParty) -> None:
-        self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, self.config, data.seed)
+        self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, self.config, data.seed,
+                                                         raw_text=self.kind is TaskKind.DOMAIN_LM)
         self.prior = data.label_prior()
         self.report = {"revealed_param_share": w.meta["revealed_param_share"], "kept_layers": w.meta["kept"],
                        "lm_layers": w.meta["lm_layers"], "lora_loss_first_last": [losses[0], losses[-1]]}

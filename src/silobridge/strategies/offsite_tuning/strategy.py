@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from silobridge.boundary import Carrier, Metrics, Weights, expect
 from silobridge.models.lm import CausalLM
 from silobridge.models.lora import export_adapters, plug_adapters
-from silobridge.strategies.base import DataParty, ModelParty, register
+from silobridge.strategies.base import DataParty, ModelParty, TaskKind, register
 from silobridge.strategies.emulation import AdaptersOff, EmulatorConfig, emulator_op, fetch_and_tune
 from silobridge.strategies.lm_served import LMServed
 
@@ -24,6 +24,7 @@ class OffsiteTuning(LMServed):
     summary = "adapters trained on the emulator with private data, plugged into the full LM (LM serves inference)"
     Config = OffsiteTuningConfig
     exposes = frozenset({"lm_weights", "inference_records"})
+    kinds = frozenset(TaskKind)
 
     def model_ops(self):
         def plug(party: ModelParty, carrier: Carrier) -> Carrier:
@@ -36,7 +37,8 @@ class OffsiteTuning(LMServed):
 
     def fit(self, data: DataParty) -> None:
         # 1. emulator in, 2. adapters trained locally on private records, 3. only the adapters go out
-        self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, self.config, data.seed)
+        self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, self.config, data.seed,
+                                                         raw_text=self.kind is TaskKind.DOMAIN_LM)
         adapters = export_adapters(self.tuned, w.meta["kept"])  # renamed to the LM's layer indices
         data.model.call("plug", Weights(tensors=adapters, origin="adapter"))
         super().fit(data)
@@ -46,5 +48,7 @@ class OffsiteTuning(LMServed):
 
     def language_models(self, data: DataParty, model: ModelParty) -> dict[str, CausalLM]:
         lm = model.lm
+        emu_tok = self.emu_lm.tokenizer  # Offsite-Tuning's three rows, plus the emulator with its adapters
         return {"lm": CausalLM(lm.tokenizer, AdaptersOff(lm.model), "lm"),
+                "emulator": CausalLM(emu_tok, AdaptersOff(self.tuned), "emulator"),
                 "emulator+adapters": self.emu_lm, "deployed": lm}
