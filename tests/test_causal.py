@@ -58,6 +58,18 @@ def test_emulator_is_smaller_and_runs(lm4):
     assert before != perplexity(lm4, TEXTS, model=emu)["perplexity"]
 
 
+def test_hidden_state_distillation_matches_the_residual_entering_the_top_layers(lm4):
+    plan = EmulatorPlan(4, 1, 1, 2)
+    emu = build_emulator(lm4, plan)
+    top_before = emu.model.layers[-1].mlp.up_proj.weight.detach().clone()
+    losses = distill_emulator(lm4, emu, TEXTS, steps=8, lr=1e-2, batch_size=len(TEXTS),
+                              train_layers=plan.middle_positions, match="hidden")
+    assert losses[-1] < losses[0] and losses[0] > 0
+    assert torch.equal(emu.model.layers[-1].mlp.up_proj.weight, top_before)
+    with pytest.raises(ConfigError, match="unknown distillation target"):
+        distill_emulator(lm4, emu, TEXTS, steps=1, match="attention")
+
+
 def test_adapters_trained_on_emulator_plug_into_the_lm(lm4):
     plan = EmulatorPlan(4, 1, 1, 2)  # keeps LM layers [0, 1, 3]; adapters on 0 and 3
     emu = build_emulator(lm4, plan)

@@ -20,8 +20,8 @@ CONTRACT = {
 
 # options that keep the tiny runs fast (the full-vocabulary distillation dominates otherwise)
 FAST = {"emulator": {"distill_steps": 3}, "offsite-tuning": {"distill_steps": 3},
-        "dp-synthetic": {"cut_bottom": 1, "cut_top": 1, "per_class": 4, "gen_epochs": 1, "min_words": 0,
-                         "max_new_tokens": 8},
+        "dp-synthetic": {"cut_bottom": 1, "cut_top": 1, "distill_steps": 2, "per_class": 4, "gen_epochs": 1,
+                         "min_words": 0, "max_new_tokens": 8},
         "synthetic": {"per_class": 4, "max_new_tokens": 16}}
 SM_USERS = ["sm-only", "distill-public"]  # strategies that train the data party's SM
 TABLE = [(n, "tfidf") for n in sorted(all_strategies())] + [(n, "encoder") for n in SM_USERS]
@@ -165,3 +165,16 @@ def test_few_shot_demonstrations_come_from_the_public_pool(name, small_cfg, tmp_
     demos = [e for e in ledger if e["op"] == "demos"]
     assert demos and demos[0]["sender"] == "data" and demos[0]["exposure"] is None  # public texts only
     assert r["config"]["strategy"]["n_shots"] == 1
+
+
+def test_distilled_emulator_is_reused_from_the_model_party_cache(small_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("SILOBRIDGE_HOME", str(tmp_path / "home"))
+    lm = dataclasses.replace(small_cfg.lm, cache=True)
+    cfg = dataclasses.replace(small_cfg, lm=lm, strategy={"distill_steps": 3})
+    first = run("emulator", cfg, tmp_path / "a")
+    second = run("emulator", cfg, tmp_path / "b")
+    assert first["report"]["distill_cached"] is False and second["report"]["distill_cached"] is True
+    # the very same emulator crossed: same distillation record, same perplexity before the adapters
+    assert first["report"]["distill_losses"] == second["report"]["distill_losses"]
+    assert first["report"]["lm_eval"]["emulator"] == second["report"]["lm_eval"]["emulator"]
+    assert first["config_digest"] == second["config_digest"]

@@ -45,8 +45,9 @@ class DataConfig:
 class LMConfig:
     path: str | None = option(None, "local HF causal-LM directory or .gguf file; empty = bundled SmolLM2-135M-Instruct")
     threads: int = option(2, "torch CPU threads")
-    cache: bool = option(False, "reuse LM label scores across runs (same LM, prompt, text); for sweeps: "
-                                "model-party seconds then exclude cached answers (see lm_queries.cached)")
+    cache: bool = option(False, "reuse the model party's work across runs: LM label scores (same LM, prompt, "
+                                "text) and distilled emulators (same LM, plan, settings, texts); for sweeps: "
+                                "model-party seconds then exclude it (see lm_queries.cached, report.distill_cached)")
 
     def __post_init__(self) -> None:
         check(self.threads >= 1, "lm.threads", self.threads, ">= 1")

@@ -42,7 +42,7 @@ def load_splits(cfg: RunConfig) -> Splits:
                        n_test=d.n_test, seed=cfg.seed, source=source, ngram=cfg.policy.ngram)
 
 
-RESOURCE_KEYS = {"lm": ("threads",)}  # how fast a run goes, not what it computes: left out of the digest
+RESOURCE_KEYS = {"lm": ("threads", "cache")}  # how fast a run goes, not what it computes: not in the digest
 
 
 def config_digest(strategy: str, cfg: dict[str, Any]) -> str:

@@ -127,28 +127,43 @@ def build_emulator(lm: CausalLM, plan: EmulatorPlan) -> torch.nn.Module:
 
 
 def distill_emulator(lm: CausalLM, emu: torch.nn.Module, texts: list[str], steps: int, lr: float = 1e-4,
-                     batch_size: int = 4, max_len: int = 96, seed: int = 0,
-                     train_layers: list[int] | None = None) -> list[float]:
+                     batch_size: int = 4, max_len: int = 96, seed: int = 0, train_layers: list[int] | None = None,
+                     match: str = "logits") -> list[float]:
     """Train the emulator's layers ``train_layers`` (its compressed middle; default all) to match the
-    LM's next-token distributions on (public) text. Other layers stay bit-exact copies of the LM's."""
+    LM on (public) text; other layers stay bit-exact copies of the LM's. ``match='logits'``: KL between
+    next-token distributions; ``match='hidden'``: normalised squared error of the residual stream
+    entering the layers after ``train_layers`` (the top adapter layers then see what they see in the LM)."""
+    if match not in ("logits", "hidden"):
+        raise ConfigError(f"unknown distillation target '{match}'", where="strategy.distill_match",
+                          fix="use 'logits' or 'hidden'")
     torch.manual_seed(seed)
     seqs = _encode(lm, texts, max_len)
-    layers = range(len(_layers(emu))) if train_layers is None else train_layers
+    layers = list(range(len(_layers(emu)))) if train_layers is None else list(train_layers)
     names = tuple(f".layers.{j}." for j in layers)
     params = [p for n, p in emu.named_parameters() if any(k in n for k in names)]
     opt = torch.optim.AdamW(params, lr=lr)
     rng = np.random.default_rng(seed)
+    # where the residual streams are compared: after the last trained layer, in each model's numbering
+    emu_at, lm_at = layers[-1] + 1, len(_layers(lm.model)) - (len(_layers(emu)) - layers[-1] - 1)
     lm.model.eval()
     losses = []
     for _ in track(range(steps), "distilling emulator", total=steps):
+        # 1. a batch of public text; 2. the LM's view of it (no gradient)
         batch = [seqs[i] for i in rng.choice(len(seqs), min(batch_size, len(seqs)), replace=False)]
         ids, mask = _pad(batch, lm.tokenizer.pad_token_id or 0)
-        with torch.no_grad():
-            teacher = torch.log_softmax(lm.model(input_ids=ids, attention_mask=mask).logits.float(), -1)
         emu.train()
-        student = torch.log_softmax(emu(input_ids=ids, attention_mask=mask).logits.float(), -1)
-        kl = (teacher.exp() * (teacher - student)).sum(-1)  # KL(teacher || student) per token
-        loss = (kl * mask).sum() / mask.sum()
+        if match == "logits":
+            with torch.no_grad():
+                teacher = torch.log_softmax(lm.model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            student = torch.log_softmax(emu(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            per_token = (teacher.exp() * (teacher - student)).sum(-1)  # KL(teacher || student)
+        else:
+            with torch.no_grad():
+                t = lm.model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[lm_at]
+            h = emu.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[emu_at]
+            per_token = ((h - t) ** 2).sum(-1) / (t ** 2).sum(-1).clamp_min(1e-6)
+        # 3. masked mean, one step on the trained layers only
+        loss = (per_token * mask).sum() / mask.sum()
         opt.zero_grad()
         loss.backward()
         opt.step()

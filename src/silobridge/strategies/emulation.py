@@ -4,6 +4,10 @@ sends only that; the data party rebuilds it, and trains LoRA adapters on its ada
 private records."""
 from __future__ import annotations
 
+import dataclasses
+import enum
+import hashlib
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +17,7 @@ import torch
 
 from silobridge.boundary import Carrier, TextBatch, Weights, expect
 from silobridge.configs import check, option
+from silobridge.home import home
 from silobridge.models.causal import (EmulatorPlan, build_emulator, dequantize_int8, distill_emulator, n_layers,
                                       n_params, quantize_int8)
 from silobridge.models.lm import CausalLM, build_prompt
@@ -23,13 +28,22 @@ from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
 SCALE = "::scale"
 
 
+class DistillMatch(enum.Enum):
+    LOGITS = "logits"  # KL between the LM's and the emulator's next-token distributions
+    HIDDEN = "hidden"  # squared error of the residual stream entering the top adapter layers
+
+
 @dataclass
 class EmulatorConfig(PromptConfig):
     bottom: int = option(2, "LM layers kept exactly at the bottom (adapters are trained there)")
     top: int = option(2, "LM layers kept exactly at the top (adapters are trained there)")
-    stride: int = option(4, "keep every stride-th middle layer (layer-drop compression)")
-    distill_steps: int = option(40, "steps distilling the emulator's middle on public text to match the LM (0 = off)")
+    stride: int = option(2, "keep every stride-th middle layer (layer-drop compression)")
+    distill_steps: int = option(150, "steps distilling the emulator's middle on public text to match the LM (0 = off)")
     distill_texts: int = option(200, "public texts sent for the distillation (0 = none)")
+    distill_lr: float = option(5e-4, "distillation learning rate (AdamW)")
+    distill_match: DistillMatch = option(DistillMatch.LOGITS, "what the emulator learns to match: 'logits' (the "
+                                                              "LM's next-token distributions) or 'hidden' (its "
+                                                              "residual stream entering the top adapter layers)")
     int8: bool = option(False, "send the emulator int8-quantised (per-row scales)")
     lora_r: int = option(8, "LoRA rank of the adapters")
     lora_lr: float = option(1e-3, "LoRA learning rate")
@@ -43,6 +57,7 @@ class EmulatorConfig(PromptConfig):
         for name in ("distill_steps", "distill_texts"):
             check(getattr(self, name) >= 0, f"strategy.{name}", getattr(self, name), ">= 0")
         check(self.lora_lr > 0, "strategy.lora_lr", self.lora_lr, "> 0")
+        check(self.distill_lr > 0, "strategy.distill_lr", self.distill_lr, "> 0")
 
     @property
     def lora(self) -> LoraSpec:
@@ -61,6 +76,29 @@ def _unique_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return out
 
 
+def _distill(party: ModelParty, cfg: EmulatorConfig, plan: EmulatorPlan, emu: torch.nn.Module,
+             texts: list[str]) -> tuple[list[float], bool]:
+    """Distil the emulator's middle; with ``lm.cache`` the result is memoised on the model party's disk
+    (keyed by LM, plan, distillation settings and texts). Returns (losses, whether it came from cache)."""
+    from safetensors.torch import load_file, save_file
+
+    key = [party.lm.name, dataclasses.astuple(plan), cfg.distill_steps, cfg.distill_lr, cfg.distill_match.value,
+           hashlib.sha256(json.dumps(texts).encode()).hexdigest()]
+    path = home() / "cache" / f"emulator-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]}"
+    if party.cache and path.with_suffix(".json").exists():
+        emu.load_state_dict(load_file(str(path.with_suffix(".safetensors"))), strict=False)
+        return json.loads(path.with_suffix(".json").read_text())["losses"], True
+    losses = distill_emulator(party.lm, emu, texts, cfg.distill_steps, lr=cfg.distill_lr,
+                              train_layers=plan.middle_positions, match=cfg.distill_match.value)
+    if party.cache:
+        trained = tuple(f".layers.{j}." for j in plan.middle_positions)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({n: t.detach().contiguous() for n, t in emu.state_dict().items() if any(k in n for k in trained)},
+                  str(path.with_suffix(".safetensors")))
+        path.with_suffix(".json").write_text(json.dumps({"key": key, "losses": losses}))  # written last
+    return losses, False
+
+
 def emulator_op(cfg: EmulatorConfig):
     """Model-party operation: public texts (for distillation) -> the emulator's weights."""
 
@@ -69,8 +107,7 @@ def emulator_op(cfg: EmulatorConfig):
         plan = EmulatorPlan(n_layers(lm), cfg.bottom, cfg.top, cfg.stride)
         emu = build_emulator(lm, plan)
         texts = expect(carrier, TextBatch).items
-        losses = (distill_emulator(lm, emu, texts, cfg.distill_steps, train_layers=plan.middle_positions)
-                  if cfg.distill_steps and texts else [])
+        losses, cached = _distill(party, cfg, plan, emu, texts) if cfg.distill_steps and texts else ([], False)
         tensors = _unique_state(emu)
         if cfg.int8:
             q, scales = quantize_int8({k: v for k, v in tensors.items() if v.ndim == 2})
@@ -81,7 +118,8 @@ def emulator_op(cfg: EmulatorConfig):
             tok_files = {p.name: p.read_text() for p in Path(tmp).iterdir() if p.is_file()}
         meta = {"config": emu.config.to_dict(), "tokenizer": tok_files, "kept": plan.kept,
                 "adapter_layers": plan.adapter_layers, "lm_layers": plan.lm_layers,
-                "revealed_param_share": n_params(emu) / n_params(lm.model), "distill_losses": losses[::5]}
+                "revealed_param_share": n_params(emu) / n_params(lm.model), "distill_losses": losses[::5],
+                "distill_cached": cached}
         return Weights(tensors=tensors, origin="emulator", meta=meta, exposure="lm_weights")
 
     return op

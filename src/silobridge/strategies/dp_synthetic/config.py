@@ -11,8 +11,12 @@ class DPSyntheticConfig(LMTuneConfig):
     delta: float = option(0.0, "target DP delta; 0 = 1 / (10 * n_private)")
     max_grad_norm: float = option(1.0, "per-example gradient clipping norm")
     accountant: str = option("rdp", "Opacus accountant: rdp, prv or gdp")
-    cut_bottom: int = option(4, "generator = LM layers kept at the bottom ...")
-    cut_top: int = option(4, "... and at the top (plus one middle layer): a cut of the LM, same tokenizer")
+    cut_bottom: int = option(2, "generator = an emulator of the LM (same tokenizer): layers kept at the bottom ...")
+    cut_top: int = option(2, "... and at the top ...")
+    cut_stride: int = option(2, "... and every cut_stride-th middle layer (the `emulator` strategy's defaults)")
+    distill_steps: int = option(150, "steps the model party distils the generator's middle on public text (0 = a "
+                                     "plain layer-drop cut)")
+    distill_texts: int = option(200, "public texts sent for that distillation")
     gen_epochs: int = option(3, "DP-SGD epochs over the private records")
     gen_batch_size: int = option(16, "expected DP-SGD batch size (Poisson sampling)")
     gen_lr: float = option(2e-3, "generator LoRA learning rate")
@@ -24,7 +28,10 @@ class DPSyntheticConfig(LMTuneConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         DPSpec(self.epsilon, self.delta or 0.5, self.max_grad_norm, self.accountant)  # validates
-        for name in ("cut_bottom", "cut_top", "gen_epochs", "gen_batch_size", "per_class", "max_new_tokens"):
+        check(self.distill_steps >= 0, "strategy.distill_steps", self.distill_steps, ">= 0")
+        check(self.distill_texts >= 0, "strategy.distill_texts", self.distill_texts, ">= 0")
+        for name in ("cut_bottom", "cut_top", "cut_stride", "gen_epochs", "gen_batch_size", "per_class",
+                     "max_new_tokens"):
             check(getattr(self, name) >= 1, f"strategy.{name}", getattr(self, name), ">= 1")
         check(self.gen_lr > 0, "strategy.gen_lr", self.gen_lr, "> 0")
         check(self.gen_max_len >= 8, "strategy.gen_max_len", self.gen_max_len, ">= 8")

@@ -23,7 +23,7 @@ from silobridge.strategies.prompting import words_for
 
 
 def _cut(c: DPSyntheticConfig) -> EmulatorConfig:
-    return EmulatorConfig(bottom=c.cut_bottom, top=c.cut_top, stride=1000, distill_steps=0)
+    return EmulatorConfig(bottom=c.cut_bottom, top=c.cut_top, stride=c.cut_stride, distill_steps=c.distill_steps)
 
 
 @register
@@ -42,7 +42,8 @@ class DPSynthetic(LMServed):
     def fit(self, data: DataParty) -> None:
         c = self.config
         # 1. the generator: a cut of the LM (same tokenizer), rebuilt in the data silo
-        w = expect(data.model.call("emulator", TextBatch([], purpose="generator request")), Weights)
+        n = min(c.distill_texts, len(data.public)) if c.distill_steps else 0
+        w = expect(data.model.call("emulator", TextBatch(data.public[:n], purpose="distillation corpus")), Weights)
         gen_lm, gen = rebuild(w)
         # 2. DP-SGD fine-tuning on "<label word>: <record>" lines (domain-lm: on the raw records)
         domain = self.kind is TaskKind.DOMAIN_LM
@@ -75,7 +76,9 @@ class DPSynthetic(LMServed):
         reply = expect(data.model.call("tune-lm" if domain else "tune", batch), Metrics)
         super().fit(data)
         self.report = {"epsilon_target": c.epsilon, "epsilon_spent": eps, "delta": spec.delta,
-                       "generator_layers": len(w.meta["kept"]), "revealed_param_share": w.meta["revealed_param_share"],
+                       "generator_layers": len(w.meta["kept"]),
+                       "distill_cached": w.meta["distill_cached"],
+                       "revealed_param_share": w.meta["revealed_param_share"],
                        "dp_loss_first_last": [losses[0], losses[-1]] if losses else None,
                        "synthetic_generated": len(texts), "synthetic_sent": len(keep),
                        "synthetic_label_share": None if domain else

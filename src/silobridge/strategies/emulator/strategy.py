@@ -30,6 +30,7 @@ class Emulator(Strategy):
                                                          raw_text=self.kind is TaskKind.DOMAIN_LM)
         self.prior = data.label_prior()
         self.report = {"revealed_param_share": w.meta["revealed_param_share"], "kept_layers": w.meta["kept"],
+                       "distill_cached": w.meta["distill_cached"], "distill_losses": w.meta["distill_losses"],
                        "lm_layers": w.meta["lm_layers"], "lora_loss_first_last": [losses[0], losses[-1]]}
 
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:

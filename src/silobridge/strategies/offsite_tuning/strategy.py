@@ -43,6 +43,7 @@ class OffsiteTuning(LMServed):
         data.model.call("plug", Weights(tensors=adapters, origin="adapter"))
         super().fit(data)
         self.report = {"revealed_param_share": w.meta["revealed_param_share"], "kept_layers": w.meta["kept"],
+                       "distill_cached": w.meta["distill_cached"], "distill_losses": w.meta["distill_losses"],
                        "adapter_params": int(sum(a.size for a in adapters.values())),
                        "lora_loss_first_last": [losses[0], losses[-1]]}
 
