@@ -155,6 +155,22 @@ def test_user_csv_end_to_end(tmp_path):
     assert r["task"] == "tickets" and r["objectives"]["utility"]["accuracy"] == 1.0
 
 
+def test_user_text_only_jsonl_for_domain_lm(tmp_path, tiny_lm_dir):
+    f = tmp_path / "notes.jsonl"
+    f.write_text("\n".join(json.dumps({"body": f"patient {i} reports mild pain after the second visit"})
+                           for i in range(80)))
+    base = ["--data", str(f), "--text-col", "body", "--lm", tiny_lm_dir, "--set", "data.n_private=20",
+            "--set", "data.n_val=5", "--set", "data.n_public=10", "--set", "data.n_test=20",
+            "--set", "data.n_lm_eval=8", "--set", "data.canaries=0"]
+    res = runner.invoke(app, ["run", "lm-zero-shot", "--out", str(tmp_path / "d"), "--set", "task=domain-lm", *base])
+    assert res.exit_code == 0, res.output
+    r = json.loads((tmp_path / "d" / "result.json").read_text())
+    assert r["task_kind"] == "domain-lm" and r["objectives"]["utility"]["perplexity"] > 1
+    # classification still needs the label column, and says so
+    res = runner.invoke(app, ["run", "sm-only", "--out", str(tmp_path / "c"), *base])
+    assert res.exit_code == 2 and "label column 'label' is missing" in res.output
+
+
 def test_corrupt_sm_checkpoint(tmp_path, tiny_sm_dir):
     import shutil
 

@@ -29,17 +29,19 @@ RESULT = "result.json"
 
 def load_splits(cfg: RunConfig) -> Splits:
     d = cfg.data
+    labelled = cfg.task is TaskKind.CLASSIFY  # domain text needs no label column
     if d.path is None:
         task, pool, test = load_reviews()
         source = "bundled reviews"
     else:
-        task, pool = load_table(d.path, d.text_col, d.label_col)
+        task, pool = load_table(d.path, d.text_col, d.label_col, need_labels=labelled)
         test = None
         if d.test_path:
-            _, test = load_table(d.test_path, d.text_col, d.label_col)
+            _, test = load_table(d.test_path, d.text_col, d.label_col, need_labels=labelled)
         source = d.path
     return make_splits(task, pool, test, n_private=d.n_private, n_val=d.n_val, n_public=d.n_public,
-                       n_test=d.n_test, seed=cfg.seed, source=source, ngram=cfg.policy.ngram)
+                       n_test=d.n_test, seed=cfg.seed, source=source, ngram=cfg.policy.ngram,
+                       need_classes=labelled)
 
 
 RESOURCE_KEYS = {"lm": ("threads", "cache")}  # how fast a run goes, not what it computes: not in the digest

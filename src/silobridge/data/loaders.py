@@ -48,10 +48,16 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return df
 
 
+UNLABELLED = ("text",)  # the single "class" of a table read without labels (task domain-lm)
+
+
 def load_table(path: str | Path, text_col: str, label_col: str, name: str | None = None,
-               description: str = "a text") -> tuple[TaskSpec, LabelledTexts]:
-    """A labelled text table. Label names are the sorted distinct values of ``label_col``."""
+               description: str = "a text", need_labels: bool = True) -> tuple[TaskSpec, LabelledTexts]:
+    """A labelled text table. Label names are the sorted distinct values of ``label_col``. Without
+    ``need_labels`` (domain text) a table lacking ``label_col`` is read as texts of one class."""
     df = read_table(path)
+    if not need_labels and label_col not in df.columns:
+        df = df.assign(**{label_col: UNLABELLED[0]})
     for role, col in (("text", text_col), ("label", label_col)):
         if col not in df.columns:
             raise DataError(f"{role} column '{col}' is missing (columns: {', '.join(map(str, df.columns))})",
@@ -62,7 +68,7 @@ def load_table(path: str | Path, text_col: str, label_col: str, name: str | None
         raise DataError(f"no row has both a non-empty '{text_col}' and a '{label_col}'", where=str(path),
                         fix="fill in the text and label columns")
     names = tuple(sorted(df[label_col].astype(str).unique()))
-    if len(names) < 2:
+    if need_labels and len(names) < 2:
         raise DataError(f"label column '{label_col}' has a single class ({names[0]!r})", where=str(path),
                         fix="a classification task needs at least two distinct labels")
     labels = df[label_col].astype(str).map({n: i for i, n in enumerate(names)}).to_numpy(dtype=np.int64)

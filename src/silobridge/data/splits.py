@@ -25,8 +25,10 @@ def _stratified(labels: np.ndarray, idx: np.ndarray, n: int, rng: np.random.Gene
 
 
 def make_splits(task: TaskSpec, pool: LabelledTexts, test: LabelledTexts | None, *, n_private: int,
-                n_val: int, n_public: int, n_test: int, seed: int, source: str, ngram: int = 10) -> Splits:
-    """Draw disjoint splits from ``pool`` (and ``test``, or else from the pool too)."""
+                n_val: int, n_public: int, n_test: int, seed: int, source: str, ngram: int = 10,
+                need_classes: bool = True) -> Splits:
+    """Draw disjoint splits from ``pool`` (and ``test``, or else from the pool too). ``need_classes``:
+    the private split must hold two classes at least (classification; not for domain text)."""
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(pool))
     if test is None:
@@ -63,7 +65,7 @@ def make_splits(task: TaskSpec, pool: LabelledTexts, test: LabelledTexts | None,
         raise DataError(f"only {len(idx)} records left for n_private={n_private}", where=source,
                         fix="lower data.n_private or data.n_public")
     private = pool.subset(_stratified(pool.labels, idx, n_private, rng))
-    if len(np.unique(private.labels)) < 2:
+    if need_classes and len(np.unique(private.labels)) < 2:
         raise DataError(f"the {n_private} private labels hold a single class", where=source,
                         fix="raise data.n_private so that every class appears")
     return Splits(task, private, val, public, test)
