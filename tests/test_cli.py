@@ -162,7 +162,7 @@ def test_user_text_only_jsonl_for_domain_lm(tmp_path, tiny_lm_dir):
     base = ["--data", str(f), "--text-col", "body", "--lm", tiny_lm_dir, "--set", "data.n_private=20",
             "--set", "data.n_val=5", "--set", "data.n_public=10", "--set", "data.n_test=20",
             "--set", "data.n_lm_eval=8", "--set", "data.canaries=0"]
-    res = runner.invoke(app, ["run", "lm-zero-shot", "--out", str(tmp_path / "d"), "--set", "task=domain-lm", *base])
+    res = runner.invoke(app, ["run", "lm-zero-shot", "--out", str(tmp_path / "d"), "--task", "domain-lm", *base])
     assert res.exit_code == 0, res.output
     r = json.loads((tmp_path / "d" / "result.json").read_text())
     assert r["task_kind"] == "domain-lm" and r["objectives"]["utility"]["perplexity"] > 1

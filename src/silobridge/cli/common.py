@@ -19,17 +19,19 @@ DataOpt = typer.Option(None, "--data", help="your labelled CSV/JSONL file (defau
 TextColOpt = typer.Option(None, "--text-col", help="text column of --data")
 LabelColOpt = typer.Option(None, "--label-col", help="label column of --data")
 LMOpt = typer.Option(None, "--lm", help="local HF causal-LM directory or .gguf file (default: bundled SmolLM2-135M)")
+TaskOpt = typer.Option(None, "--task", help="'classify' (default) or 'domain-lm' (perplexity on held-out private text; "
+                                            "a text-only file will do)")
 SMOpt = typer.Option(None, "--sm", help="'tfidf', 'encoder', or a local HF encoder directory (default: MiniLM)")
 
 
 def build_config(config: str | None, overrides: list[str] | None, *, data: str | None = None,
                  text_col: str | None = None, label_col: str | None = None, lm: str | None = None,
-                 sm: str | None = None, seed: int | None = None) -> RunConfig:
+                 sm: str | None = None, seed: int | None = None, task: str | None = None) -> RunConfig:
     """File < shortcut options < --set, then strict validation."""
     base: dict[str, Any] = load_file(config) if config else {}
     shortcuts = []
     for key, value in (("data.path", data), ("data.text_col", text_col), ("data.label_col", label_col),
-                       ("lm.path", lm), ("seed", seed)):
+                       ("lm.path", lm), ("seed", seed), ("task", task)):
         if value is not None:
             shortcuts.append(f"{key}={value}")
     if sm is not None:

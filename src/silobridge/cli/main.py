@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOpt, SMOpt, TextColOpt,
+from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOpt, SMOpt, TaskOpt, TextColOpt,
                                    build_config, err, friendly)
 
 app = typer.Typer(help="Large and small models collaborating across silos; every trade-off measured.",
@@ -50,14 +50,15 @@ def config_cmd(strategy: str = typer.Argument(None, help="also show this strateg
 def run_cmd(strategy: str = typer.Argument(..., help="strategy name (see `silobridge list`)"),
             out: Path = typer.Option(Path("runs/run"), "--out", "-o", help="output directory"),
             config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt, text_col: str = TextColOpt,
-            label_col: str = LabelColOpt, lm: str = LMOpt, sm: str = SMOpt,
+            label_col: str = LabelColOpt, lm: str = LMOpt, sm: str = SMOpt, task: str = TaskOpt,
             seed: int = typer.Option(None, "--seed", help="seed (overrides the config)")) -> None:
     """Run one strategy; writes OUT/result.json and OUT/ledger.jsonl."""
     from silobridge.bench.runner import run
     from silobridge.strategies import get
 
     get(strategy)
-    cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm, seed=seed)
+    cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm, seed=seed,
+                       task=task)
     result = run(strategy, cfg, out)
     print_table([result])
     err.print(f"wrote {out / 'result.json'} and {out / 'ledger.jsonl'}")
@@ -71,13 +72,13 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
               out: Path = typer.Option(Path("runs/bench"), "--out", "-o", help="output directory"),
               config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt,
               text_col: str = TextColOpt, label_col: str = LabelColOpt, lm: str = LMOpt,
-              sm: str = SMOpt) -> None:
+              sm: str = SMOpt, task: str = TaskOpt) -> None:
     """Run several strategies x seeds (each in its own process), resume finished ones, write
     OUT/results.jsonl and print a table."""
     from silobridge.bench.suite import bench
     from silobridge.errors import ConfigError
 
-    cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm)
+    cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm, task=task)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
