@@ -20,8 +20,8 @@ from silobridge.configs import check, option
 from silobridge.home import home
 from silobridge.models.causal import (EmulatorPlan, build_emulator, dequantize_int8, distill_emulator, n_layers,
                                       n_params, quantize_int8)
-from silobridge.models.lm import CausalLM, build_prompt
-from silobridge.models.lora import LoraSpec, add_lora, train_causal
+from silobridge.models.lm import CausalLM
+from silobridge.models.lora import LoraSpec, add_lora, train_causal, train_label_scoring
 from silobridge.parties import DataParty, ModelParty
 from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
 
@@ -148,28 +148,26 @@ def rebuild(w: Weights) -> tuple[CausalLM, torch.nn.Module]:
     return CausalLM(tok, model, "emulator"), model
 
 
-def supervised_texts(lm: CausalLM, data: DataParty, cfg: PromptConfig) -> list[str]:
-    """Private records as training sequences: the scoring prompt followed by the answer word."""
-    words = words_for(cfg, data.task)
-    template = prompt_for(cfg, data.task, words)
-    eos = lm.tokenizer.eos_token or ""
-    return [build_prompt(lm, template.replace("{text}", t)) + words[y] + eos
-            for t, y in zip(data.private.texts, data.private.labels)]
-
-
 def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int,
                    raw_text: bool = False) -> tuple[CausalLM, torch.nn.Module, Weights, list[float]]:
     """Ask for the emulator, rebuild it, train LoRA adapters on its adapter layers with private data:
-    prompt + answer sequences (classification), or the raw private texts (``raw_text``, domain LM)."""
+    the label-word distribution at the answer position of the scoring prompt (classification), or
+    next-token prediction on the raw private texts (``raw_text``, domain LM)."""
     n = min(cfg.distill_texts, len(data.public))
     w = expect(data.model.call("emulator", TextBatch(data.public[:n], purpose="distillation corpus")), Weights)
     emu_lm, emu = rebuild(w)
     kept = w.meta["kept"]
     adapters_at = [kept.index(i) for i in w.meta["adapter_layers"]]
     tuned = add_lora(emu, adapters_at, cfg.lora)
-    eos = emu_lm.tokenizer.eos_token or ""
-    texts = [t + eos for t in data.private.texts] if raw_text else supervised_texts(emu_lm, data, cfg)
-    losses = train_causal(tuned, emu_lm, texts, cfg.lora, seed=seed, desc="LoRA on emulator")
+    if raw_text:
+        eos = emu_lm.tokenizer.eos_token or ""
+        texts = [t + eos for t in data.private.texts]
+        losses = train_causal(tuned, emu_lm, texts, cfg.lora, seed=seed, desc="LoRA on emulator")
+    else:  # the loss sits on the answer alone, not diluted over the prompt's tokens
+        words = words_for(cfg, data.task)
+        losses = train_label_scoring(tuned, emu_lm, data.private.texts, data.one_hot(data.private.labels),
+                                     prompt_for(cfg, data.task, words), words, cfg.lora, cfg.max_text_tokens,
+                                     seed=seed, desc="LoRA on emulator (labels)")
     emu_lm.model = tuned
     return emu_lm, tuned, w, losses
 
