@@ -13,6 +13,7 @@ Prints markdown tables, mean ± sd over seeds.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def row(rs: list[dict], kind: str) -> str:
                        mean([x["lm_queries"]["calls"] for x in o]), fmt([x["epsilon"] for x in p], ".2f"),
                        f"{mean([x['canary_hits'] for x in p])} / {mean([x['raw_record_hits'] for x in p])} "
                        f"({mean([x['declared_exposures'] for x in p])})",
-                       f"{fmt(share, '.2f')} ({fmt(exact, '.2f')})", mean(wall)])
+                       f"{fmt(share, '.2f')} ({fmt(exact, '.2f')})" if any(share) else "–", mean(wall)])
 
 
 def offsite_rows(rs: list[dict]) -> list[str]:
@@ -70,6 +71,7 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma list: run only these strategies (the table shows all found)")
     ap.add_argument("--kinds", default="classify,domain-lm")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
+    ap.add_argument("--report-only", action="store_true", help="run nothing: tabulate the finished runs under --out")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     only = set(filter(None, args.only.split(",")))
@@ -87,7 +89,11 @@ def main() -> None:
             names, where = plan[kind]
             chosen = [n for n in names if not only or n in only]
             cfg = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", f"task={kind}", *args.set]))
-            results, failed = bench(chosen, [seed], cfg, where, log)
+            if args.report_only:
+                found = [where / n / f"seed{seed}" / "result.json" for n in chosen]
+                results, failed = [json.loads(f.read_text()) for f in found if f.exists()], []
+            else:
+                results, failed = bench(chosen, [seed], cfg, where, log)
             failures += failed
             for r in results:
                 rows.setdefault((kind, r["strategy"]), []).append(r)
