@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test bench-sweep
+.PHONY: setup demo test bench-sweep bench-table
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -25,3 +25,6 @@ test: setup
 
 bench-sweep: setup
 	$(PY) benchmarks/label_budget.py --seeds 0,1,2 --out runs/sweep
+
+bench-table: setup
+	$(PY) benchmarks/strategy_table.py --seeds 0,1,2 --out runs/table3
