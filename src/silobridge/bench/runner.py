@@ -48,7 +48,7 @@ RESOURCE_KEYS = {"lm": ("threads", "cache")}  # how fast a run goes, not what it
 
 
 def config_digest(strategy: str, cfg: dict[str, Any]) -> str:
-    """Identity of a run for resume: the resolved config, less resource settings (thread count)."""
+    """Identity of a run for resume: the resolved config, less resource settings (``RESOURCE_KEYS``)."""
     cfg = dict(cfg)
     for section, keys in RESOURCE_KEYS.items():
         if isinstance(cfg.get(section), dict):

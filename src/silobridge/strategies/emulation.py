@@ -148,14 +148,20 @@ def rebuild(w: Weights) -> tuple[CausalLM, torch.nn.Module]:
     return CausalLM(tok, model, "emulator"), model
 
 
+def fetch_emulator(data: DataParty, n_texts: int) -> tuple[CausalLM, torch.nn.Module, Weights]:
+    """Ask the model party for its emulator, sending ``n_texts`` public texts to distil it on, and
+    rebuild it in the data silo."""
+    batch = TextBatch(data.public[:n_texts], purpose="distillation corpus")
+    w = expect(data.model.call("emulator", batch), Weights)
+    return (*rebuild(w), w)
+
+
 def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int,
                    raw_text: bool = False) -> tuple[CausalLM, torch.nn.Module, Weights, list[float]]:
     """Ask for the emulator, rebuild it, train LoRA adapters on its adapter layers with private data:
     the label-word distribution at the answer position of the scoring prompt (classification), or
     next-token prediction on the raw private texts (``raw_text``, domain LM)."""
-    n = min(cfg.distill_texts, len(data.public))
-    w = expect(data.model.call("emulator", TextBatch(data.public[:n], purpose="distillation corpus")), Weights)
-    emu_lm, emu = rebuild(w)
+    emu_lm, emu, w = fetch_emulator(data, min(cfg.distill_texts, len(data.public)))
     kept = w.meta["kept"]
     adapters_at = [kept.index(i) for i in w.meta["adapter_layers"]]
     tuned = add_lora(emu, adapters_at, cfg.lora)

@@ -2,6 +2,7 @@ from dataclasses import dataclass
 
 from silobridge.configs import check, option
 from silobridge.privacy.dp import DPSpec
+from silobridge.strategies.emulation import EmulatorConfig
 from silobridge.strategies.lm_tuning import LMTuneConfig
 
 
@@ -11,12 +12,14 @@ class DPSyntheticConfig(LMTuneConfig):
     delta: float = option(0.0, "target DP delta; 0 = 1 / (10 * n_private)")
     max_grad_norm: float = option(1.0, "per-example gradient clipping norm")
     accountant: str = option("rdp", "Opacus accountant: rdp, prv or gdp")
-    cut_bottom: int = option(2, "generator = an emulator of the LM (same tokenizer): layers kept at the bottom ...")
-    cut_top: int = option(2, "... and at the top ...")
-    cut_stride: int = option(2, "... and every cut_stride-th middle layer (the `emulator` strategy's defaults)")
-    distill_steps: int = option(150, "steps the model party distils the generator's middle on public text (0 = a "
-                                     "plain layer-drop cut)")
-    distill_texts: int = option(200, "public texts sent for that distillation")
+    # the generator's defaults are the `emulator` strategy's, so one cached distillation serves both
+    cut_bottom: int = option(EmulatorConfig.bottom, "generator = an emulator of the LM (same tokenizer): layers "
+                                                    "kept at the bottom ...")
+    cut_top: int = option(EmulatorConfig.top, "... and at the top ...")
+    cut_stride: int = option(EmulatorConfig.stride, "... and every cut_stride-th middle layer")
+    distill_steps: int = option(EmulatorConfig.distill_steps, "steps the model party distils the generator's middle "
+                                                              "on public text (0 = a plain layer-drop cut)")
+    distill_texts: int = option(EmulatorConfig.distill_texts, "public texts sent for that distillation")
     gen_epochs: int = option(3, "DP-SGD epochs over the private records")
     gen_batch_size: int = option(16, "expected DP-SGD batch size (Poisson sampling)")
     gen_lr: float = option(2e-3, "generator LoRA learning rate")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from silobridge.boundary import Metrics, PrivacySpend, TextBatch, Weights, expect
+from silobridge.boundary import Metrics, PrivacySpend, TextBatch, expect
 from silobridge.boundary.fingerprint import words
 from silobridge.errors import DataError
 from silobridge.models.generate import generate
@@ -16,7 +16,7 @@ from silobridge.models.lora import LoraSpec, add_lora
 from silobridge.privacy.dp import DPSpec, dp_train_causal
 from silobridge.strategies.base import DataParty, TaskKind, register
 from silobridge.strategies.dp_synthetic.config import DPSyntheticConfig
-from silobridge.strategies.emulation import EmulatorConfig, emulator_op, rebuild
+from silobridge.strategies.emulation import EmulatorConfig, emulator_op, fetch_emulator
 from silobridge.strategies.lm_served import LMServed
 from silobridge.strategies.lm_tuning import lm_tune_op, tune_op
 from silobridge.strategies.prompting import words_for
@@ -42,9 +42,7 @@ class DPSynthetic(LMServed):
     def fit(self, data: DataParty) -> None:
         c = self.config
         # 1. the generator: a cut of the LM (same tokenizer), rebuilt in the data silo
-        n = min(c.distill_texts, len(data.public)) if c.distill_steps else 0
-        w = expect(data.model.call("emulator", TextBatch(data.public[:n], purpose="distillation corpus")), Weights)
-        gen_lm, gen = rebuild(w)
+        gen_lm, gen, w = fetch_emulator(data, min(c.distill_texts, len(data.public)) if c.distill_steps else 0)
         # 2. DP-SGD fine-tuning on "<label word>: <record>" lines (domain-lm: on the raw records)
         domain = self.kind is TaskKind.DOMAIN_LM
         label_words = words_for(c, data.task)
