@@ -64,6 +64,15 @@ def offsite_rows(rs: list[dict]) -> list[str]:
             f"{fmt([r['report']['lm_eval'][name]['next_token_accuracy'] for r in rs])}" for name in names]
 
 
+def synthetic_rows(rs: list[dict]) -> list[str]:
+    """What feedback and filtering add: the data party's validation scores of its ablation SMs."""
+    names = [("private_only", "private labels only"), ("round0_only", "+ round-0 rows (no feedback)"),
+             ("unfiltered", "+ both rounds, unfiltered"), ("with_synthetic", "+ both rounds, filtered (deployed)")]
+    return [f"{label} | {fmt([r['report']['val'][key]['accuracy'] for r in rs])} | "
+            f"{fmt([r['report']['val'][key]['macro_f1'] for r in rs])}"
+            for key, label in names if all(key in r["report"]["val"] for r in rs)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
@@ -113,6 +122,13 @@ def main() -> None:
                 print(f"\n{name} ({kind}), every LM it evaluated:\n\n| LM | ppl | next-token acc |\n|---|---|---|")
                 for line in offsite_rows(rows[(kind, name)]):
                     print(f"| {line} |")
+        if (kind, "synthetic") in rows:
+            rs = rows[(kind, "synthetic")]
+            print(f"\nsynthetic: what feedback and filtering add (validation, n={rs[0]['config']['data']['n_val']}; "
+                  f"kept {mean([r['report']['kept'] for r in rs])} of {mean([r['report']['generated'] for r in rs])} "
+                  f"generated)\n\n| SM trained on | val acc | val macro-F1 |\n|---|---|---|")
+            for line in synthetic_rows(rs):
+                print(f"| {line} |")
     if failures:
         raise SystemExit("failed: " + "; ".join(failures))
 
