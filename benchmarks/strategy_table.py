@@ -46,7 +46,8 @@ def row(rs: list[dict], kind: str) -> str:
     p = [x["privacy"] for x in o]
     share = [x.get("model_leakage", {}).get("lm_param_share_declared") for x in o]
     exact = [x.get("model_leakage", {}).get("lm_param_share_exact") for x in o]
-    wall = [x["compute"]["data_party_seconds"] + x["compute"]["model_party_seconds"] for x in o]
+    busy = [x["compute"]["data_party_seconds"] + x["compute"]["model_party_seconds"] for x in o]
+    wall = [x["compute"].get("wall_seconds") for x in o]  # absent in results written before it existed
     head = ([fmt([x["accuracy"] for x in u]), fmt([x["auc"] for x in u])] if kind == "classify" else [])
     return " | ".join([rs[0]["strategy"], str(len(rs)), *head, fmt([x.get("perplexity") for x in u], ".1f"),
                        fmt([x.get("next_token_accuracy") for x in u]),
@@ -54,7 +55,8 @@ def row(rs: list[dict], kind: str) -> str:
                        mean([x["lm_queries"]["calls"] for x in o]), fmt([x["epsilon"] for x in p], ".2f"),
                        f"{mean([x['canary_hits'] for x in p])} / {mean([x['raw_record_hits'] for x in p])} "
                        f"({mean([x['declared_exposures'] for x in p])})",
-                       f"{fmt(share, '.2f')} ({fmt(exact, '.2f')})" if any(share) else "–", mean(wall)])
+                       f"{fmt(share, '.2f')} ({fmt(exact, '.2f')})" if any(share) else "–", mean(busy),
+                       fmt(wall, ".0f") + (f" ({sum(w is not None for w in wall)})" if len(rs) > 1 else "")])
 
 
 def offsite_rows(rs: list[dict]) -> list[str]:
@@ -108,7 +110,7 @@ def main() -> None:
                 rows.setdefault((kind, r["strategy"]), []).append(r)
 
     cols = "ppl | next-token acc | bytes d→m | bytes m→d | LM calls | ε | canary / raw hits (declared) | " \
-           "LM share declared (exact) | wall s (data + model)"
+           "LM share declared (exact) | data + model s | run wall s (runs timed)"
     for kind in kinds:
         names = plan[kind][0]
         print(f"\n### task = {kind} (mean ± sd over seeds)\n")

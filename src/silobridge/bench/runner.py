@@ -58,6 +58,7 @@ def config_digest(strategy: str, cfg: dict[str, Any]) -> str:
 
 def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     """Run ``strategy`` under ``cfg``; returns the result dict also written to ``out/result.json``."""
+    t_start = time.perf_counter()
     out = Path(out)
     cls = get(strategy)
     scfg = from_dict(cls.Config, cfg.strategy, prefix="strategy.")  # validate before any work
@@ -137,6 +138,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 "model_party_seconds": round(model_s, 3),
                 "fit_seconds": round(t_fit, 3),
                 "predict_seconds": round(t_pred, 3),
+                "wall_seconds": round(time.perf_counter() - t_start, 3),  # the whole run, evaluation included
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             },
         },

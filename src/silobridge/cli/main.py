@@ -100,7 +100,7 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
 def print_table(results: list[dict]) -> None:
     table = Table("strategy", "task", "seed", "acc", "macro-F1", "AUC", "ppl", "next-tok", "bytes d→m", "bytes m→d",
                   "LM calls", "ε",
-                  "canary", "raw rec", "declared", "LM share", "data s", "model s", "peak MB")
+                  "canary", "raw rec", "declared", "LM share", "data s", "model s", "wall s", "peak MB")
 
     def num(x, fmt: str) -> str:
         return "-" if x is None else format(x, fmt)
@@ -115,7 +115,8 @@ def print_table(results: list[dict]) -> None:
                       f"{c['bytes_data_to_model']:,}", f"{c['bytes_model_to_data']:,}",
                       str(o["lm_queries"]["calls"]), num(p.get("epsilon"), ".2f"), str(p["canary_hits"]),
                       str(p["raw_record_hits"]), str(p["declared_exposures"]), num(share, ".2f"),
-                      f"{t['data_party_seconds']:.1f}", f"{t['model_party_seconds']:.1f}", f"{t['peak_rss_mb']:.0f}")
+                      f"{t['data_party_seconds']:.1f}", f"{t['model_party_seconds']:.1f}",
+                      num(t.get("wall_seconds"), ".0f"), f"{t['peak_rss_mb']:.0f}")
     out_console.print(table)
 
 
