@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from silobridge.errors import ConfigError, ModelError
-from silobridge.models.causal import (EmulatorPlan, build_emulator, dequantize_int8, distill_emulator, n_layers,
-                                      n_params, perplexity, quantize_int8)
+from silobridge.models.causal import (EmulatorPlan, _encode, _pad, _Teacher, build_emulator, dequantize_int8,
+                                      distill_emulator, n_layers, n_params, perplexity, quantize_int8)
 from silobridge.models.lm import load_lm
 from silobridge.models.lora import LoraSpec, add_lora, export_adapters, plug_adapters, train_causal
 
@@ -68,6 +68,31 @@ def test_hidden_state_distillation_matches_the_residual_entering_the_top_layers(
     assert torch.equal(emu.model.layers[-1].mlp.up_proj.weight, top_before)
     with pytest.raises(ConfigError, match="unknown distillation target"):
         distill_emulator(lm4, emu, TEXTS, steps=1, match="attention")
+
+
+@pytest.mark.parametrize("match", ["logits", "hidden"])
+def test_memoised_teacher_reproduces_the_lms_outputs(lm4, match):
+    seqs = _encode(lm4, TEXTS[:4], 96)
+    teacher = _Teacher(lm4, seqs, match, at=2)
+    for idx in ([0, 1, 2], [3, 2, 0]):  # the second batch mixes memoised and new texts, in another order
+        ids, mask = _pad([seqs[i] for i in idx], lm4.tokenizer.pad_token_id)
+        with torch.no_grad():
+            out = lm4.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        want = out.logits if match == "logits" else out.hidden_states[2]
+        got = teacher(idx, ids, mask)
+        assert got.shape == want.shape
+        assert torch.allclose(got[mask.bool()], want[mask.bool()], atol=1e-5)
+    assert len(teacher.memo) == 4 and teacher.head_exact is (True if match == "logits" else None)
+
+
+def test_distillation_only_computes_gradients_for_the_trained_layers(lm4):
+    plan = EmulatorPlan(4, 1, 1, 2)
+    emu = build_emulator(lm4, plan)
+    distill_emulator(lm4, emu, TEXTS, steps=2, batch_size=4, train_layers=plan.middle_positions)
+    trained = f".layers.{plan.middle_positions[0]}."
+    for name, p in emu.named_parameters():
+        assert (p.grad is not None) == (trained in name), name
+        assert p.requires_grad  # flags restored afterwards
 
 
 def test_adapters_trained_on_emulator_plug_into_the_lm(lm4):

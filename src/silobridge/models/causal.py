@@ -126,6 +126,43 @@ def build_emulator(lm: CausalLM, plan: EmulatorPlan) -> torch.nn.Module:
     return emu
 
 
+class _Teacher:
+    """The LM's side of distillation, memoised per sequence: a text is seen ``steps * batch / texts``
+    times, the 30-layer LM forward runs once for it. Kept per sequence: the final hidden state
+    (``logits``: the head is re-applied, cheap) or the residual stream at layer ``at`` (``hidden``)."""
+
+    def __init__(self, lm: CausalLM, seqs: list[list[int]], match: str, at: int):
+        self.lm, self.seqs, self.match, self.at = lm, seqs, match, at
+        self.pad = lm.tokenizer.pad_token_id or 0
+        self.memo: dict[int, torch.Tensor] = {}
+        self.head_exact: bool | None = None  # does head(final hidden) reproduce the LM's logits? (checked once)
+
+    @torch.no_grad()
+    def __call__(self, idx: list[int], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        body = self.lm.model.model
+        if self.match == "logits" and self.head_exact is False:  # e.g. soft-capped logits: no memo
+            return self.lm.model(input_ids=ids, attention_mask=mask).logits.float()
+        missing = [i for i in idx if i not in self.memo]
+        if missing:  # right padding: a sequence's states do not depend on its batch-mates
+            m_ids, m_mask = _pad([self.seqs[i] for i in missing], self.pad)
+            out = body(input_ids=m_ids, attention_mask=m_mask, output_hidden_states=self.match == "hidden")
+            feats = out.last_hidden_state if self.match == "logits" else out.hidden_states[self.at]
+            if self.match == "logits" and self.head_exact is None:
+                full = self.lm.model(input_ids=m_ids, attention_mask=m_mask).logits.float()
+                self.head_exact = torch.allclose(self._head(feats), full, atol=1e-4, rtol=1e-4)
+                if not self.head_exact:
+                    return self(idx, ids, mask)
+            for r, i in enumerate(missing):
+                self.memo[i] = feats[r, :len(self.seqs[i])].clone()
+        x = torch.zeros(len(idx), ids.shape[1], self.memo[idx[0]].shape[-1])
+        for r, i in enumerate(idx):
+            x[r, :len(self.seqs[i])] = self.memo[i]
+        return self._head(x) if self.match == "logits" else x
+
+    def _head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.lm.model.get_output_embeddings()(h).float()
+
+
 def distill_emulator(lm: CausalLM, emu: torch.nn.Module, texts: list[str], steps: int, lr: float = 1e-4,
                      batch_size: int = 4, max_len: int = 96, seed: int = 0, train_layers: list[int] | None = None,
                      match: str = "logits") -> list[float]:
@@ -140,28 +177,30 @@ def distill_emulator(lm: CausalLM, emu: torch.nn.Module, texts: list[str], steps
     seqs = _encode(lm, texts, max_len)
     layers = list(range(len(_layers(emu)))) if train_layers is None else list(train_layers)
     names = tuple(f".layers.{j}." for j in layers)
-    params = [p for n, p in emu.named_parameters() if any(k in n for k in names)]
-    opt = torch.optim.AdamW(params, lr=lr)
+    trained = {n for n, _ in emu.named_parameters() if any(k in n for k in names)}
+    flags = {n: p.requires_grad for n, p in emu.named_parameters()}
+    for n, p in emu.named_parameters():  # no gradient work for frozen layers, embeddings and head
+        p.requires_grad_(n in trained)
+    opt = torch.optim.AdamW([p for n, p in emu.named_parameters() if n in trained], lr=lr)
     rng = np.random.default_rng(seed)
     # where the residual streams are compared: after the last trained layer, in each model's numbering
     emu_at, lm_at = layers[-1] + 1, len(_layers(lm.model)) - (len(_layers(emu)) - layers[-1] - 1)
+    teacher_of = _Teacher(lm, seqs, match, lm_at)
     lm.model.eval()
     losses = []
     for _ in track(range(steps), "distilling emulator", total=steps):
-        # 1. a batch of public text; 2. the LM's view of it (no gradient)
-        batch = [seqs[i] for i in rng.choice(len(seqs), min(batch_size, len(seqs)), replace=False)]
-        ids, mask = _pad(batch, lm.tokenizer.pad_token_id or 0)
+        # 1. a batch of public text; 2. the LM's view of it (memoised per text, no gradient)
+        idx = [int(i) for i in rng.choice(len(seqs), min(batch_size, len(seqs)), replace=False)]
+        ids, mask = _pad([seqs[i] for i in idx], lm.tokenizer.pad_token_id or 0)
+        teacher = teacher_of(idx, ids, mask)
         emu.train()
         if match == "logits":
-            with torch.no_grad():
-                teacher = torch.log_softmax(lm.model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+            teacher = torch.log_softmax(teacher, -1)
             student = torch.log_softmax(emu(input_ids=ids, attention_mask=mask).logits.float(), -1)
             per_token = (teacher.exp() * (teacher - student)).sum(-1)  # KL(teacher || student)
         else:
-            with torch.no_grad():
-                t = lm.model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[lm_at]
             h = emu.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[emu_at]
-            per_token = ((h - t) ** 2).sum(-1) / (t ** 2).sum(-1).clamp_min(1e-6)
+            per_token = ((h - teacher) ** 2).sum(-1) / (teacher ** 2).sum(-1).clamp_min(1e-6)
         # 3. masked mean, one step on the trained layers only
         loss = (per_token * mask).sum() / mask.sum()
         opt.zero_grad()
@@ -169,6 +208,8 @@ def distill_emulator(lm: CausalLM, emu: torch.nn.Module, texts: list[str], steps
         opt.step()
         losses.append(loss.item())
     emu.eval()
+    for n, p in emu.named_parameters():
+        p.requires_grad_(flags[n])
     return losses
 
 
