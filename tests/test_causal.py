@@ -85,6 +85,19 @@ def test_memoised_teacher_reproduces_the_lms_outputs(lm4, match):
     assert len(teacher.memo) == 4 and teacher.head_exact is (True if match == "logits" else None)
 
 
+def test_teacher_without_a_plain_head_is_not_memoised(lm4, monkeypatch):
+    """A model whose logits are not head(final hidden) (e.g. soft-capped) gets its full forward each time."""
+    monkeypatch.setattr(_Teacher, "_head", lambda self, h: 2 * self.lm.model.get_output_embeddings()(h))
+    seqs = _encode(lm4, TEXTS[:3], 96)
+    teacher = _Teacher(lm4, seqs, "logits", at=2)
+    for idx in ([0, 1], [1, 2]):
+        ids, mask = _pad([seqs[i] for i in idx], lm4.tokenizer.pad_token_id)
+        with torch.no_grad():
+            want = lm4.model(input_ids=ids, attention_mask=mask).logits
+        assert torch.allclose(teacher(idx, ids, mask), want, atol=1e-6)
+    assert teacher.head_exact is False and not teacher.memo
+
+
 def test_distillation_only_computes_gradients_for_the_trained_layers(lm4):
     plan = EmulatorPlan(4, 1, 1, 2)
     emu = build_emulator(lm4, plan)

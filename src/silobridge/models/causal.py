@@ -139,19 +139,20 @@ class _Teacher:
 
     @torch.no_grad()
     def __call__(self, idx: list[int], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        body = self.lm.model.model
         if self.match == "logits" and self.head_exact is False:  # e.g. soft-capped logits: no memo
             return self.lm.model(input_ids=ids, attention_mask=mask).logits.float()
         missing = [i for i in idx if i not in self.memo]
         if missing:  # right padding: a sequence's states do not depend on its batch-mates
             m_ids, m_mask = _pad([self.seqs[i] for i in missing], self.pad)
-            out = body(input_ids=m_ids, attention_mask=m_mask, output_hidden_states=self.match == "hidden")
+            out = self.lm.model.model(input_ids=m_ids, attention_mask=m_mask,
+                                      output_hidden_states=self.match == "hidden")
             feats = out.last_hidden_state if self.match == "logits" else out.hidden_states[self.at]
             if self.match == "logits" and self.head_exact is None:
+                # first call: the memo is empty, so ``missing`` is ``idx`` and ``full`` is this batch's answer
                 full = self.lm.model(input_ids=m_ids, attention_mask=m_mask).logits.float()
                 self.head_exact = torch.allclose(self._head(feats), full, atol=1e-4, rtol=1e-4)
                 if not self.head_exact:
-                    return self(idx, ids, mask)
+                    return full
             for r, i in enumerate(missing):
                 self.memo[i] = feats[r, :len(self.seqs[i])].clone()
         x = torch.zeros(len(idx), ids.shape[1], self.memo[idx[0]].shape[-1])
