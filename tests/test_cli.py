@@ -48,6 +48,11 @@ def test_run_writes_result_and_ledger(tmp_path, tiny_lm_dir):
     result = json.loads((out / "result.json").read_text())
     assert result["seed"] == 3 and result["config"]["strategy"]["temperature"] == 2.0
     assert (out / "ledger.jsonl").read_text().count("\n") == result["objectives"]["communication"]["messages"]
+    # where the time went: the LM's answers to the public pool are a timed phase, printed by run and show
+    phases = result["objectives"]["compute"]["phase_seconds"]
+    assert any(k.startswith("LM scoring") and v > 0 for k, v in phases.items()), phases
+    assert "longest phases: " in res.output
+    assert "longest phases: " in runner.invoke(app, ["show", str(out / "result.json")]).output
 
 
 def test_config_file_toml_and_yaml(tmp_path, tiny_lm_dir):

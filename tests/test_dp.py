@@ -41,8 +41,11 @@ def test_dp_synthetic_reports_epsilon_within_target(small_cfg, tmp_path):
 
     target = 3.0
     cfg = dataclasses.replace(small_cfg, strategy={"cut_bottom": 1, "cut_top": 1, "per_class": 4, "gen_epochs": 2,
-                                                   "min_words": 0, "max_new_tokens": 8, "epsilon": target})
+                                                   "min_words": 0, "max_new_tokens": 8, "epsilon": target,
+                                                   "gen_lora_top": 1})
     result = run("dp-synthetic", cfg, tmp_path)
+    n = result["report"]["generator_layers"]
+    assert result["report"]["generator_lora_layers"] == [n - 1]
     p = result["objectives"]["privacy"]
     assert 0 < p["epsilon"] <= target and p["delta"] == pytest.approx(1 / (10 * cfg.data.n_private))
     assert result["report"]["epsilon_spent"] == p["epsilon"]
@@ -54,3 +57,24 @@ def test_dp_synthetic_target_epsilon_must_be_positive(small_cfg, tmp_path):
 
     with pytest.raises(ConfigError, match="strategy.epsilon"):
         run("dp-synthetic", dataclasses.replace(small_cfg, strategy={"epsilon": 0}), tmp_path)
+
+
+def test_dp_sgd_on_the_top_layers_trains_only_them(tiny_lm_dir):
+    """``gen_lora_top``'s mechanism: LoRA on the top layer only; DP-SGD moves those adapters and no
+    other parameter (the frozen layers below need no gradient, which is what makes it faster)."""
+    import torch
+
+    from silobridge.models.lm import load_lm
+    from silobridge.models.lora import LoraSpec, add_lora
+    from silobridge.privacy.dp import dp_train_causal
+
+    lm = load_lm(tiny_lm_dir)
+    top = len(lm.model.model.layers) - 1
+    gen = add_lora(lm.model, [top], LoraSpec(r=4, alpha=8))
+    before = {n: p.detach().clone() for n, p in gen.named_parameters()}
+    assert all(f"layers.{top}." in n for n, p in gen.named_parameters() if p.requires_grad)
+    losses, eps = dp_train_causal(gen, lm, [f"record number {i} says hello" for i in range(40)],
+                                  DPSpec(8.0, 1e-3), lr=1e-2, epochs=1, batch_size=8, max_len=16)
+    moved = {n for n, p in gen.named_parameters() if not torch.equal(p, before[n])}
+    assert moved and all("lora_" in n and f"layers.{top}." in n for n in moved)
+    assert losses and 0 < eps <= 8.0

@@ -14,7 +14,7 @@ CONTRACT = {
     "communication": ["bytes_data_to_model", "bytes_model_to_data", "messages"],
     "lm_queries": ["calls", "tokens_in", "tokens_out"],
     "privacy": ["epsilon", "canary_hits", "raw_record_hits", "declared_exposures"],
-    "compute": ["data_party_seconds", "model_party_seconds", "wall_seconds", "peak_rss_mb"],
+    "compute": ["data_party_seconds", "model_party_seconds", "wall_seconds", "phase_seconds", "peak_rss_mb"],
 }
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from silobridge import __version__
+from silobridge import __version__, progress
 from silobridge.bench.audit import Auditor
 from silobridge.bench.metrics import utility
 from silobridge.boundary import InProcessChannel, Ledger
@@ -59,6 +59,7 @@ def config_digest(strategy: str, cfg: dict[str, Any]) -> str:
 def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
     """Run ``strategy`` under ``cfg``; returns the result dict also written to ``out/result.json``."""
     t_start = time.perf_counter()
+    progress.reset_phases()
     out = Path(out)
     cls = get(strategy)
     scfg = from_dict(cls.Config, cfg.strategy, prefix="strategy.")  # validate before any work
@@ -139,6 +140,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 "fit_seconds": round(t_fit, 3),
                 "predict_seconds": round(t_pred, 3),
                 "wall_seconds": round(time.perf_counter() - t_start, 3),  # the whole run, evaluation included
+                "phase_seconds": progress.phase_seconds(),  # where that time went (tracked loops, this process)
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             },
         },

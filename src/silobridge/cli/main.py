@@ -61,6 +61,7 @@ def run_cmd(strategy: str = typer.Argument(..., help="strategy name (see `silobr
                        task=task)
     result = run(strategy, cfg, out)
     print_table([result])
+    print_phases(result)
     err.print(f"wrote {out / 'result.json'} and {out / 'ledger.jsonl'}")
 
 
@@ -120,6 +121,15 @@ def print_table(results: list[dict]) -> None:
     out_console.print(table)
 
 
+def print_phases(result: dict, top: int = 8) -> None:
+    """Where one run's wall time went: its longest tracked phases."""
+    t = result["objectives"]["compute"]
+    phases = sorted(t.get("phase_seconds", {}).items(), key=lambda kv: -kv[1])[:top]
+    if phases:
+        out_console.print(f"time: {t.get('wall_seconds', 0):.0f} s in all; longest phases: "
+                          + ", ".join(f"{k} {v:.0f} s" for k, v in phases))
+
+
 @app.command("show")
 @friendly
 def show_cmd(path: Path = typer.Argument(..., help="a result.json or results.jsonl")) -> None:
@@ -131,6 +141,8 @@ def show_cmd(path: Path = typer.Argument(..., help="a result.json or results.jso
     text = path.read_text()
     rows = [json.loads(text)] if path.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x]
     print_table(rows)
+    if len(rows) == 1:
+        print_phases(rows[0])
 
 
 def main() -> None:

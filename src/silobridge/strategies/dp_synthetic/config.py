@@ -12,20 +12,25 @@ class DPSyntheticConfig(LMTuneConfig):
     delta: float = option(0.0, "target DP delta; 0 = 1 / (10 * n_private)")
     max_grad_norm: float = option(1.0, "per-example gradient clipping norm")
     accountant: str = option("rdp", "Opacus accountant: rdp, prv or gdp")
-    # the generator's defaults are the `emulator` strategy's, so one cached distillation serves both
+    # the generator is cut like the `emulator` strategy's (17 of 30 layers), but its defaults are sized to
+    # fit one run in the demo's 10 minutes on 2 cores (README, "Wall time of one run"): half the distillation
+    # steps, 2 DP epochs, LoRA on the top 4 layers only, records as long as the samples it writes
     cut_bottom: int = option(EmulatorConfig.bottom, "generator = an emulator of the LM (same tokenizer): layers "
                                                     "kept at the bottom ...")
     cut_top: int = option(EmulatorConfig.top, "... and at the top ...")
     cut_stride: int = option(EmulatorConfig.stride, "... and every cut_stride-th middle layer")
-    distill_steps: int = option(EmulatorConfig.distill_steps, "steps the model party distils the generator's middle "
-                                                              "on public text (0 = a plain layer-drop cut)")
+    distill_steps: int = option(75, "steps the model party distils the generator's middle on public text (0 = a "
+                                    "plain layer-drop cut; the `emulator` strategy uses 150)")
     distill_texts: int = option(EmulatorConfig.distill_texts, "public texts sent for that distillation")
-    gen_epochs: int = option(3, "DP-SGD epochs over the private records")
+    gen_epochs: int = option(2, "DP-SGD epochs over the private records")
     gen_batch_size: int = option(16, "expected DP-SGD batch size (Poisson sampling)")
     gen_lr: float = option(2e-3, "generator LoRA learning rate")
-    gen_max_len: int = option(64, "tokens per private record when training the generator")
+    gen_lora_top: int = option(4, "LoRA on the generator's top N layers only (0 = every layer); the backward "
+                                  "pass stops below them, so fewer is faster")
+    gen_max_len: int = option(48, "tokens per private record when training the generator")
     per_class: int = option(60, "synthetic records sampled per class")
     max_new_tokens: int = option(48, "tokens generated per synthetic record")
+    sample_batch_size: int = option(60, "synthetic records sampled together (larger: faster on CPU, more memory)")
     min_words: int = option(4, "synthetic records with fewer words are dropped")
 
     def __post_init__(self) -> None:
@@ -34,8 +39,9 @@ class DPSyntheticConfig(LMTuneConfig):
         check(self.distill_steps >= 0, "strategy.distill_steps", self.distill_steps, ">= 0")
         check(self.distill_texts >= 0, "strategy.distill_texts", self.distill_texts, ">= 0")
         for name in ("cut_bottom", "cut_top", "cut_stride", "gen_epochs", "gen_batch_size", "per_class",
-                     "max_new_tokens"):
+                     "max_new_tokens", "sample_batch_size"):
             check(getattr(self, name) >= 1, f"strategy.{name}", getattr(self, name), ">= 1")
         check(self.gen_lr > 0, "strategy.gen_lr", self.gen_lr, "> 0")
+        check(self.gen_lora_top >= 0, "strategy.gen_lora_top", self.gen_lora_top, ">= 0 (0 = every layer)")
         check(self.gen_max_len >= 8, "strategy.gen_max_len", self.gen_max_len, ">= 8")
         check(self.min_words >= 0, "strategy.min_words", self.min_words, ">= 0")

@@ -54,7 +54,9 @@ class DPSynthetic(LMServed):
         lines = ([f"{lead}{t}{eos}" for t in data.private.texts] if domain else
                  [f"{label_words[y]}: {t}{eos}" for t, y in zip(data.private.texts, data.private.labels)])
         spec = DPSpec(c.epsilon, c.delta or 1.0 / (10 * len(lines)), c.max_grad_norm, c.accountant)
-        gen = add_lora(gen, None, LoraSpec(r=c.lora_r, alpha=2 * c.lora_r))
+        n = len(w.meta["kept"])
+        top = list(range(max(0, n - c.gen_lora_top), n)) if c.gen_lora_top else None
+        gen = add_lora(gen, top, LoraSpec(r=c.lora_r, alpha=2 * c.lora_r))
         losses, eps = dp_train_causal(gen, gen_lm, lines, spec, lr=c.gen_lr, epochs=c.gen_epochs,
                                       batch_size=c.gen_batch_size, max_len=c.gen_max_len, seed=data.seed)
         # 3. sample labelled synthetic records (post-processing: no further privacy cost)
@@ -62,7 +64,8 @@ class DPSynthetic(LMServed):
         for y, word in enumerate(label_words):  # domain-lm: unconditional, from the start-of-text token
             prompts += [start if domain else f"{word}:"] * c.per_class
             labels += [y] * c.per_class
-        texts = generate(gen_lm, prompts, c.max_new_tokens, seed=data.seed, model=gen, desc="sampling synthetic")
+        texts = generate(gen_lm, prompts, c.max_new_tokens, batch_size=c.sample_batch_size, seed=data.seed, model=gen,
+                         desc="sampling synthetic")
         # 4. local checks: drop too-short rows and any row repeating a private span (belt and braces)
         keep = [i for i, t in enumerate(texts) if len(words(t)) >= c.min_words and not data.protected.hits(t)]
         if not keep:
@@ -74,7 +77,7 @@ class DPSynthetic(LMServed):
         reply = expect(data.model.call("tune-lm" if domain else "tune", batch), Metrics)
         super().fit(data)
         self.report = {"epsilon_target": c.epsilon, "epsilon_spent": eps, "delta": spec.delta,
-                       "generator_layers": len(w.meta["kept"]),
+                       "generator_layers": n, "generator_lora_layers": top or list(range(n)),
                        "distill_cached": w.meta["distill_cached"],
                        "revealed_param_share": w.meta["revealed_param_share"],
                        "dp_loss_first_last": [losses[0], losses[-1]] if losses else None,
