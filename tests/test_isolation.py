@@ -1,60 +1,98 @@
-"""A strategy cannot reach the other party's state: the data party holds no reference to the model
-party, only a Remote; everything crossing is a decoded copy; smuggling weights out is refused."""
+"""A strategy cannot reach the other party's state: the data party holds no object of the model party,
+only a Link; everything crossing is a decoded copy; the model side sees only the parameters it was
+sent; smuggling weights or records out is refused."""
+import dataclasses
+
 import numpy as np
 import pytest
 
 from silobridge.bench.runner import load_splits
-from silobridge.boundary import InProcessChannel, Ledger, Remote, TextBatch, Weights
+from silobridge.boundary import Ledger, TextBatch, Weights
+from silobridge.configs import to_dict
 from silobridge.errors import BoundaryError, PolicyViolation
-from silobridge.parties import DataParty, ModelParty
+from silobridge.parties import DataParty, Link, ModelServer
+from silobridge.parties.model_party import ModelParty, Session
+from silobridge.strategies import get
+from silobridge.transports import InProcessTransport
 
 
-def parties(cfg):
+def parties(cfg, tmp_path, strategy="lm-zero-shot", params=None):
+    spec = get(strategy)
     splits = load_splits(cfg)
-    ch = InProcessChannel(Ledger())
-    model = ModelParty(splits.task, cfg.lm, cfg.policy)
-    data = DataParty(splits, cfg.sm, cfg.policy, ch, canaries=2)
-    ch.connect(model)
-    ch.connect(data)
-    return data, model
+    server = ModelServer(cfg.lm, cfg.policy, root=tmp_path / "model")
+    hello = {"strategy": strategy, "kind": "classify", "task": dataclasses.asdict(splits.task),
+             "params": params if params is not None else {}, "seed": 0}
+    data = DataParty(splits, cfg.sm, cfg.policy, InProcessTransport(server), Ledger(), hello,
+                     declared=spec.exposes, canaries=2)
+    return data, server
 
 
-def test_data_party_holds_no_model_party(small_cfg):
-    data, model = parties(small_cfg)
-    assert not any(isinstance(v, ModelParty) for v in vars(data).values())
-    assert isinstance(data.model, Remote)
-    assert Remote.__slots__ == ("_call",) and not hasattr(data.model, "__dict__")
-    assert not any(isinstance(v, DataParty) for v in vars(model).values())
+def opened(data, server) -> Session:
+    data.model.call("score", TextBatch(data.public[:2]))  # the session opens on the first call
+    return server.sessions[data.model.session]
 
 
-def test_model_op_cannot_return_its_lm(small_cfg):
-    data, model = parties(small_cfg)
-    model.ops = {"leak": lambda party, c: party.lm,
-                 "leak_weights": lambda party, c: Weights(
-                     tensors={n: p.detach().numpy() for n, p in party.lm.model.named_parameters()})}
+def test_data_party_holds_no_model_party_object(small_cfg, tmp_path):
+    data, server = parties(small_cfg, tmp_path)
+    session = opened(data, server)
+    assert isinstance(data.model, Link) and not hasattr(data.model, "__dict__")
+    forbidden = (ModelServer, ModelParty, Session)
+    assert not any(isinstance(v, forbidden) for v in vars(data).values())
+    assert not any(isinstance(getattr(data.model, s), forbidden) for s in ("_gate", "session", "report"))
+    assert not any(isinstance(v, DataParty) for v in vars(session).values())
+    assert not any(isinstance(v, DataParty) for v in vars(session.party).values())
+
+
+def test_model_op_cannot_return_its_lm(small_cfg, tmp_path):
+    data, server = parties(small_cfg, tmp_path)
+    session = opened(data, server)
+    lm = session.party.lm
+    session.ops["leak"] = lambda c: lm
+    session.ops["leak_weights"] = lambda c: Weights(
+        tensors={n: p.detach().numpy() for n, p in lm.model.named_parameters()})
     with pytest.raises(BoundaryError, match="not a Carrier"):
         data.model.call("leak", TextBatch(["x"]))
     with pytest.raises(PolicyViolation, match="no-lm-weights"):
         data.model.call("leak_weights", TextBatch(["x"]))
 
 
-def test_private_records_and_canaries_cannot_leave(small_cfg):
-    data, model = parties(small_cfg)
-    model.ops = {"echo": lambda party, c: c}
+def test_private_records_and_canaries_cannot_leave(small_cfg, tmp_path):
+    data, server = parties(small_cfg, tmp_path)
+    opened(data, server).ops["echo"] = lambda c: c
     with pytest.raises(PolicyViolation, match="no-private-records"):
         data.model.call("echo", TextBatch([data.private.texts[3]]))
-    planted = next(t for t in data.private.texts if data.secrets[0] in t)
+    with pytest.raises(PolicyViolation, match="no-private-records"):  # a declared exposure covers only its texts
+        data.model.call("echo", TextBatch([data.private.texts[3]], exposure="inference_records"))
+    with pytest.raises(PolicyViolation, match="no-private-records"):  # nor does any exposure cover metadata
+        data.model.call("echo", TextBatch(["hi"], purpose=data.private.texts[3]))
     with pytest.raises(PolicyViolation, match="no-canary"):
         data.model.call("echo", TextBatch(["note: " + data.secrets[0]]))
-    assert planted
     reply = data.model.call("echo", TextBatch(data.public[:3]))  # public text is fine
     assert reply.texts() == data.public[:3]
 
 
-def test_unknown_operation_is_a_clear_error(small_cfg):
-    data, _ = parties(small_cfg)
+def test_unknown_operation_is_a_clear_error(small_cfg, tmp_path):
+    data, _ = parties(small_cfg, tmp_path)
     with pytest.raises(BoundaryError, match="offers no operation 'nope'"):
         data.model.call("nope", TextBatch(["x"]))
+
+
+def test_model_side_reads_only_the_parameters_it_was_sent(small_cfg, tmp_path):
+    data, server = parties(small_cfg, tmp_path, params={"max_text_tokens": 16})
+    side = opened(data, server).side
+    assert side.config.max_text_tokens == 16
+    with pytest.raises(BoundaryError, match="does not send"):
+        side.config.calibration  # a data-side option: never crosses  # noqa: B018
+    with pytest.raises(BoundaryError, match="not part of 'lm-zero-shot''s protocol"):
+        parties(small_cfg, tmp_path, params={"calibration": "none"})[0].model.call("score", TextBatch(["x"]))
+
+
+def test_every_protocol_parameter_is_an_option_of_the_config():
+    from silobridge.strategies import all_strategies
+
+    for name, spec in all_strategies().items():
+        options = set(to_dict(spec.Config()))
+        assert set(spec.model_params) <= options, name
 
 
 def test_splits_are_disjoint(small_cfg):

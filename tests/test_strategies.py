@@ -84,8 +84,11 @@ def test_every_domain_lm_strategy_runs_on_tiny_models(name, small_cfg, tmp_path)
     p = result["objectives"]["privacy"]
     assert "inference_records" not in p["exposures"]  # nothing is classified: test texts stay home
     ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
-    if name == "lm-zero-shot":  # the reference "LM alone": nothing crosses
-        assert ledger == [] and result["objectives"]["lm_queries"]["calls"] == 0
+    if name == "lm-zero-shot":  # the reference "LM alone": only the evaluation texts cross, declared
+        assert [e["op"] for e in ledger if e["sender"] == "data"] == ["open", "evaluate", "close"]
+        assert list(p["exposures"]) == ["evaluation_records"]
+        assert p["exposures"]["evaluation_records"]["texts"] == cfg.data.n_lm_eval
+        assert result["objectives"]["lm_queries"]["calls"] == 0
     if name in ("lm-finetune-private", "dp-synthetic"):
         assert ("data", "tune-lm") in [(e["sender"], e["op"]) for e in ledger]
 

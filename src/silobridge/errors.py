@@ -42,3 +42,34 @@ class PolicyViolation(SilobridgeError):
 
 class BoundaryError(SilobridgeError):
     """A call across the boundary is malformed (unknown party or operation, bad carrier)."""
+
+
+class RemoteError(SilobridgeError):
+    """An operation crashed inside the other party (not a policy or input error)."""
+
+
+class AuthError(BoundaryError):
+    """The model-party service refused the API key (missing or wrong)."""
+
+
+ERROR_TYPES: dict[str, type[SilobridgeError]] = {
+    cls.__name__: cls for cls in (SilobridgeError, ConfigError, DataError, ModelError, UnknownStrategyError,
+                                  PolicyViolation, BoundaryError, RemoteError, AuthError)}
+
+
+def to_wire(exc: SilobridgeError) -> dict:
+    """A typed error as JSON, to send to the other party."""
+    out = {"type": type(exc).__name__, "what": exc.what, "where": exc.where, "fix": exc.fix}
+    if isinstance(exc, PolicyViolation):
+        out["rule"] = exc.rule
+    return out
+
+
+def from_wire(body: dict) -> SilobridgeError:
+    """The same typed error, rebuilt on this side (same class, ``what``, ``where`` and ``fix``)."""
+    cls = ERROR_TYPES.get(str(body.get("type")), RemoteError)
+    exc = cls.__new__(cls)
+    SilobridgeError.__init__(exc, str(body.get("what", "unknown error")), where=body.get("where"), fix=body.get("fix"))
+    if isinstance(exc, PolicyViolation):
+        exc.rule = str(body.get("rule", ""))
+    return exc

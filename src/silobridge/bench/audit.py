@@ -3,50 +3,47 @@ planted canaries and data-party records found in the traffic."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
 
-import numpy as np
-
-from silobridge.boundary import Carrier, Entry, TextFingerprint, Weights
-from silobridge.boundary.policy import array_digest
+from silobridge.boundary import Carrier, Entry, TextFingerprint
+from silobridge.boundary.inspect import metadata, texts
+from silobridge.boundary.policy import declared_lm_share
 
 
 class Auditor:
-    def __init__(self, secrets: list[str], records: list[str], ngram: int):
+    """A gate observer. Canaries are searched in the payload bytes exactly as they crossed; records
+    in every string of the carrier, texts and metadata alike. Records found in the text items of a
+    carrier that names an exposure also count as declared; metadata is never covered by one."""
+
+    def __init__(self, secrets: list[str], records: list[str], ngram: int, key: bytes | None = None):
         self.secrets = [s.encode() for s in secrets]
-        self.fingerprint = TextFingerprint(n=ngram)
+        self.fingerprint = TextFingerprint(n=ngram, key=key)
         self.fingerprint.add(records)
         self.canary_hits = 0
         self.records_seen: set[int] = set()
         self.records_declared: set[int] = set()
         self.exposures: dict[str, Counter[str]] = {}  # exposure -> carriers, texts, bytes
-        self.sent_arrays: set[str] = set()  # hashes of float arrays the model party sent
-        self.declared_share = 0.0
+        self.declared_share = 0.0  # the largest share of LM parameters the model party declared sending
 
-    def __call__(self, entry: Entry, carrier: Carrier) -> None:
-        payload = carrier.encode()
+    def __call__(self, entry: Entry, carrier: Carrier, payload: bytes) -> None:
         self.canary_hits += sum(s in payload for s in self.secrets)
-        for text in carrier.texts():
-            hits = self.fingerprint.hits(text)
-            self.records_seen |= hits
-            if carrier.exposure:
-                self.records_declared |= hits
+        self._count_records(carrier)
         if carrier.exposure:
             self.exposures.setdefault(carrier.exposure, Counter()).update(
                 carriers=1, texts=len(carrier.texts()), bytes=entry.bytes)
         if entry.sender == "model":
-            self.sent_arrays |= {array_digest(a) for a in carrier.arrays().values()
-                                 if a.dtype.kind == "f" and a.size >= 256}
-            if isinstance(carrier, Weights):
-                self.declared_share = max(self.declared_share, float(carrier.meta.get("revealed_param_share", 0.0)))
+            self.declared_share = max(self.declared_share, declared_lm_share(carrier))
 
-    def model_leakage(self, lm_parameters: Iterable[np.ndarray] | None) -> dict[str, float]:
-        """Share of the LM's parameters that crossed: bit-exact copies found in the traffic, and the
-        share the model party declared (e.g. an emulator's size, also counting quantised copies)."""
-        exact = total = 0
-        for p in lm_parameters or []:
-            total += p.size
-            if self.sent_arrays and array_digest(p) in self.sent_arrays:
-                exact += p.size
-        return {"lm_param_share_exact": exact / total if total else 0.0,
-                "lm_param_share_declared": self.declared_share}
+    def _count_records(self, carrier: Carrier) -> None:
+        for text in texts(carrier):
+            hits = self.fingerprint.hits(text)
+            self.records_seen |= hits
+            if carrier.exposure:
+                self.records_declared |= hits
+        for s in metadata(carrier):
+            self.records_seen |= self.fingerprint.hits(s)
+
+    def model_leakage(self, exact_share: float) -> dict[str, float]:
+        """Share of the LM's parameters that crossed: bit-exact copies (``exact_share``, which the
+        model party reports), and the share it declared (e.g. an emulator's size, also counting
+        quantised copies)."""
+        return {"lm_param_share_exact": exact_share, "lm_param_share_declared": self.declared_share}

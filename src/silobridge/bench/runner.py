@@ -1,5 +1,6 @@
-"""Run one strategy: build the silos, connect them through a ledgered channel, fit, evaluate on the
-test split, and write ``result.json`` (atomically, last) next to ``ledger.jsonl``."""
+"""Run one strategy: build the data silo, link it to the model party (in this process or over HTTP),
+fit, evaluate on the test split, and write ``result.json`` (atomically, last) next to both parties'
+ledgers (``ledger.jsonl``: the data party's; ``ledger.model.jsonl``: the model party's)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,21 +9,24 @@ import os
 import platform
 import resource
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from silobridge import __version__, progress
 from silobridge.bench.audit import Auditor
 from silobridge.bench.metrics import utility
-from silobridge.boundary import InProcessChannel, Ledger
+from silobridge.boundary import Config, Entry, Ledger, TextBatch, expect
 from silobridge.configs import from_dict, to_dict
 from silobridge.data import load_reviews, load_table, make_splits
 from silobridge.data.task import Splits
 from silobridge.models.causal import perplexity
-from silobridge.parties import DataParty, ModelParty
+from silobridge.parties import DataParty
+from silobridge.parties.model_party import ModelServer, entry_key
 from silobridge.settings import RunConfig, TaskKind
 from silobridge.strategies import get
 from silobridge.strategies.base import check_kind
+from silobridge.transports import InProcessTransport, Transport
 
 RESULT = "result.json"
 
@@ -56,59 +60,96 @@ def config_digest(strategy: str, cfg: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([strategy, cfg], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
-    """Run ``strategy`` under ``cfg``; returns the result dict also written to ``out/result.json``."""
+@dataclass(frozen=True)
+class Remote:
+    """Where the model party runs when it is not in this process: its URL, the API key, and the CA
+    certificate to trust (for a self-signed TLS certificate)."""
+
+    url: str
+    api_key: str
+    ca_cert: str | None = None
+
+
+def connect(cfg: RunConfig, remote: Remote | None) -> Transport:
+    """The transport to the model party: a server in this process (the default), or HTTP."""
+    if remote is None:
+        return InProcessTransport(ModelServer(cfg.lm, cfg.policy))
+    from silobridge.transports.http_client import HttpTransport
+
+    return HttpTransport(remote.url, remote.api_key, verify=remote.ca_cert or True)
+
+
+def ledgers_agree(ours: list[Entry], theirs: list[dict]) -> bool:
+    """Both parties' ledgers hold the same entries (sequence, parties, op, kind, bytes, sha256)."""
+    return [entry_key(asdict(e)) for e in ours] == [entry_key(e) for e in theirs]
+
+
+def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = None) -> dict[str, Any]:
+    """Run ``strategy`` under ``cfg``; returns the result dict also written to ``out/result.json``.
+    The model party runs in this process unless ``remote`` names a model-party service."""
     t_start = time.perf_counter()
-    progress.reset_phases()
     out = Path(out)
-    cls = get(strategy)
-    scfg = from_dict(cls.Config, cfg.strategy, prefix="strategy.")  # validate before any work
-    check_kind(cls, cfg.task)
+    spec = get(strategy)
+    scfg = from_dict(spec.Config, cfg.strategy, prefix="strategy.")  # validate before any work
+    check_kind(spec, cfg.task)
     splits = load_splits(cfg)
     out.mkdir(parents=True, exist_ok=True)
     (out / RESULT).unlink(missing_ok=True)  # a stale result must not survive a failed rerun
 
-    # 1. the silos and the only link between them
-    ledger = Ledger(out / "ledger.jsonl")
-    channel = InProcessChannel(ledger, declared=cls.exposes)
-    model = ModelParty(splits.task, cfg.lm, cfg.policy)
-    data = DataParty(splits, cfg.sm, cfg.policy, channel, canaries=cfg.data.canaries, seed=cfg.seed)
-    channel.connect(model)
-    channel.connect(data)
-    auditor = Auditor(data.secrets, data.private.texts + data.val.texts + splits.test.texts, cfg.policy.ngram)
-    channel.observers.append(auditor)
-
-    # 2. the strategy installs its operations on each side, then trains
+    # 1. the data silo, and its only link to the model party: what the model side needs travels in
+    #    the 'open' carrier (strategy, public task metadata, protocol parameters, seed)
     import torch
 
-    torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.lm.threads)
-    strat = cls(scfg, kind=cfg.task)
-    model.ops, data.ops = strat.model_ops(), strat.data_ops()
-    t0 = time.perf_counter()
-    strat.fit(data)
-    t_fit = time.perf_counter() - t0
+    transport = connect(cfg, remote)
+    ledger = Ledger(out / "ledger.jsonl")
+    params = {k: v for k, v in to_dict(scfg).items() if k in spec.model_params}
+    hello = {"strategy": spec.name, "kind": cfg.task.value, "task": asdict(splits.task), "params": params,
+             "seed": cfg.seed}
+    declared = spec.exposes | ({"evaluation_records"} if spec.model_lms else frozenset())
+    data = DataParty(splits, cfg.sm, cfg.policy, transport, ledger, hello, declared=frozenset(declared),
+                     canaries=cfg.data.canaries, seed=cfg.seed)
+    auditor = Auditor(data.secrets, data.private.texts + data.val.texts + splits.test.texts, cfg.policy.ngram)
+    data.gate.observers.append(auditor)
 
-    # 3. classify: inference inputs arrive at the data party; the deployed predictor answers
+    # 2. the data side trains (the model side answers its calls), then serves the inference inputs
+    side = spec.DataSide(scfg, cfg.task)
     proba, t_pred = None, 0.0
-    if cfg.task is TaskKind.CLASSIFY:
-        data.admit(splits.test.texts)
-        t1 = time.perf_counter()
-        proba = strat.predict_proba(data, splits.test.texts)
-        t_pred = time.perf_counter() - t1
-    model_s = channel.busy_seconds.get("model", 0.0)
-
-    # 4. evaluation only: causal LMs the strategy deployed, on held-out private text
-    lm_rows = {}
     eval_texts = splits.test.texts[:cfg.data.n_lm_eval]
-    for label, lm in (strat.language_models(data, model).items() if eval_texts else []):
-        lm_rows[label] = perplexity(lm, eval_texts, model=lm.model)
+    lm_rows: dict[str, Any] = {}
+    try:
+        with data.working():
+            t0 = time.perf_counter()
+            side.fit(data)
+            t_fit = time.perf_counter() - t0
+            if cfg.task is TaskKind.CLASSIFY:
+                data.admit(splits.test.texts, "inference_records")
+                t1 = time.perf_counter()
+                proba = side.predict_proba(data, splits.test.texts)
+                t_pred = time.perf_counter() - t1
+            wait = data.model.wait_seconds
+            # 3. evaluation: the data silo's LMs here; the model party's LMs by the model party, on
+            #    texts sent under the declared 'evaluation_records' exposure
+            if eval_texts:
+                lm_rows = {name: perplexity(lm, eval_texts, model=lm.model)
+                           for name, lm in side.language_models().items()}
+                if spec.model_lms:
+                    data.admit(eval_texts, "evaluation_records")
+                    batch = TextBatch(eval_texts, purpose="evaluation", exposure="evaluation_records")
+                    lm_rows |= expect(data.model.call("evaluate", batch), Config).values
+        model_report = data.model.close() or {}
+        theirs = transport.ledger(data.model.session) if data.model.opened else []
+    finally:
+        transport.close()
     util = utility(splits.test.labels, proba, len(splits.task.label_names)) if proba is not None else {}
     if "deployed" in lm_rows:
         util |= {"perplexity": lm_rows["deployed"]["perplexity"],
                  "next_token_accuracy": lm_rows["deployed"]["next_token_accuracy"]}
+    (out / "ledger.model.jsonl").write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in theirs))
 
     cfg_dict = to_dict(cfg) | {"strategy": to_dict(scfg)}
+    queries = model_report.get("lm_queries", {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cached": 0})
+    model_s = float(model_report.get("busy_seconds", 0.0))
     result = {
         "strategy": strategy,
         "task": splits.task.name,
@@ -116,6 +157,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
         "seed": cfg.seed,
         "config": cfg_dict,
         "config_digest": config_digest(strategy, cfg_dict),
+        "transport": {"kind": transport.kind, "ledgers_agree": ledgers_agree(ledger.entries, theirs),
+                      "model_entries": len(theirs)},
         "objectives": {
             "utility": util,
             "communication": {
@@ -123,8 +166,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 "bytes_model_to_data": ledger.bytes_between("model", "data"),
                 "messages": len(ledger.entries),
             },
-            "lm_queries": {"calls": model.meter.calls + model.meter.cached, "tokens_in": model.meter.tokens_in,
-                           "tokens_out": model.meter.tokens_out, "cached": model.meter.cached},
+            "lm_queries": queries,
             "privacy": {
                 "epsilon": None,
                 "delta": None,
@@ -133,20 +175,24 @@ def run(strategy: str, cfg: RunConfig, out: str | Path) -> dict[str, Any]:
                 "declared_exposures": len(auditor.records_declared),
                 "exposures": {k: dict(v) for k, v in auditor.exposures.items()},
             },
-            "model_leakage": auditor.model_leakage(model.lm.parameters() if model.lm_loaded else None),
+            "model_leakage": auditor.model_leakage(float(model_report.get("lm_param_share_exact", 0.0))),
             "compute": {
-                "data_party_seconds": round(t_fit + t_pred - model_s, 3),
+                "data_party_seconds": round(t_fit + t_pred - wait, 3),
                 "model_party_seconds": round(model_s, 3),
                 "fit_seconds": round(t_fit, 3),
                 "predict_seconds": round(t_pred, 3),
+                "wait_seconds": round(wait, 3),  # the data party waiting on calls (model time + transport)
                 "wall_seconds": round(time.perf_counter() - t_start, 3),  # the whole run, evaluation included
-                "phase_seconds": progress.phase_seconds(),  # where that time went (tracked loops, this process)
+                # where that time went: each party's tracked loops (the model party's as it reported them)
+                "phase_seconds": progress.phase_seconds(data.phases)
+                | {f"model: {k}": v for k, v in model_report.get("phase_seconds", {}).items()},
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "model_peak_rss_mb": model_report.get("peak_rss_mb"),
             },
         },
         "splits": {"private": len(splits.private), "val": len(splits.val), "public": len(splits.public),
                    "test": len(splits.test), "canaries": len(data.secrets)},
-        "report": strat.report | ({"lm_eval": lm_rows} if lm_rows else {}),
+        "report": side.report | ({"lm_eval": lm_rows} if lm_rows else {}),
         "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__},
     }
     eps = [e.epsilon for e in ledger.entries if e.epsilon is not None]

@@ -29,15 +29,16 @@ class Meter:
 
 
 class ScoreCache:
-    """The model party's on-disk memo of label scores, keyed by LM, prompt, label words and text.
-    Off by default; sweeps turn it on (``lm.cache=true``) so that repeated runs do not re-score."""
+    """The model party's on-disk memo of label scores, keyed by the LM's weights (their digest), the
+    prompt, label words and text. Off by default; sweeps turn it on (``lm.cache=true``) so that
+    repeated runs do not re-score."""
 
-    def __init__(self, *key: object):
+    def __init__(self, cache_dir: Path, *key: object):
         import hashlib
         import json
 
         digest = hashlib.sha256(json.dumps([str(k) for k in key]).encode()).hexdigest()[:20]
-        self.path = home() / "cache" / f"scores-{digest}.npz"
+        self.path = Path(cache_dir) / f"scores-{digest}.npz"
         self.rows: dict[str, np.ndarray] = {}
         if self.path.exists():
             with np.load(self.path) as z:
@@ -62,15 +63,28 @@ class CausalLM:
     model: torch.nn.Module
     name: str
     meter: Meter = field(default_factory=Meter)
+    _digest: str | None = field(default=None, repr=False)
 
     def parameters(self):
         return (p.detach().cpu().numpy() for p in self.model.parameters())
 
-    def mark_changed(self, what: str) -> None:
-        """Call after changing the weights: a new name keeps cached scores of the old ones unused."""
-        import uuid
+    def digest(self) -> str:
+        """sha256 over every tensor of the model's state (names, dtypes, shapes, values): what caches
+        key on, so a cached answer is reused only for the very same weights."""
+        if self._digest is None:
+            import hashlib
 
-        self.name = f"{self.name}+{what}-{uuid.uuid4().hex[:8]}"
+            h = hashlib.sha256()
+            for name, t in sorted(self.model.state_dict().items()):
+                t = t.detach().cpu().contiguous()
+                h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            self._digest = h.hexdigest()
+        return self._digest
+
+    def mark_changed(self, what: str = "") -> None:
+        """Call after changing the weights: the digest is computed anew when next needed."""
+        self._digest = None
 
 
 def _bundled_gguf() -> Path:
@@ -189,10 +203,11 @@ def label_batches(lm: CausalLM, texts: list[str], user_template: str, max_text_t
 @torch.no_grad()
 def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words: list[str],
                  max_text_tokens: int = 96, batch_size: int = 8, desc: str = "LM scoring",
-                 cache: bool = False, shots: tuple[tuple[str, str], ...] = ()) -> np.ndarray:
-    """log P(first token of each label word | prompt(text)), renormalised over the labels: (n, k)."""
-    if cache:
-        memo = ScoreCache(lm.name, user_template, label_words, max_text_tokens, shots)
+                 cache_dir: Path | None = None, shots: tuple[tuple[str, str], ...] = ()) -> np.ndarray:
+    """log P(first token of each label word | prompt(text)), renormalised over the labels: (n, k).
+    With ``cache_dir``, answers are memoised there (keyed by the weights' digest)."""
+    if cache_dir is not None:
+        memo = ScoreCache(cache_dir, lm.digest(), user_template, label_words, max_text_tokens, shots)
         keys = [memo.key(t) for t in texts]
         todo = sorted({i for i, k in enumerate(keys) if k not in memo.rows})
         if todo:

@@ -1,4 +1,4 @@
-from silobridge.parties.data_party import DataParty
-from silobridge.parties.model_party import ModelParty
+from silobridge.parties.data_party import DataParty, Link
+from silobridge.parties.model_party import ModelParty, ModelServer
 
-__all__ = ["DataParty", "ModelParty"]
+__all__ = ["DataParty", "Link", "ModelParty", "ModelServer"]

@@ -1,43 +1,108 @@
-"""The data party: owns private records and SMs. It talks to the model party only via ``self.model``,
-a :class:`Remote` over the channel."""
+"""The data party: owns private records and SMs. It reaches the model party only through its
+:class:`Link`: operations on one session, every carrier through the data party's gate (egress
+policy, ledger). The session opens on the first call, so a strategy that never calls the model
+party sends nothing at all."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from silobridge.boundary import Carrier, Channel, MaxBytes, NoCanary, NoPrivateRecords, Policy, Remote, TextFingerprint
+from silobridge import progress
+from silobridge.boundary import (Carrier, Config, Ledger, MaxBytes, NoCanary, NoPrivateModel, NoPrivateRecords,
+                                 Policy, TextFingerprint, expect)
+from silobridge.boundary.gate import Gate
 from silobridge.data.splits import plant_canaries
 from silobridge.data.task import Splits
 from silobridge.errors import BoundaryError
 from silobridge.models.sm import EncoderClassifier, EncoderHyper, TfidfLR, minilm_path
-from silobridge.settings import PolicyConfig, SMConfig, SMKind
+from silobridge.rng import PartyRNG
+from silobridge.settings import PolicyConfig, SMConfig
+from silobridge.settings import SMKind
+from silobridge.transports.base import Transport
 
-Op = Callable[["DataParty", Carrier], Carrier]
+
+class Link:
+    """The data party's only view of the model party: a name to call operations on. It holds the
+    transport and the gate, never an object of the other party."""
+
+    __slots__ = ("_gate", "_transport", "_hello", "session", "wait_seconds", "report")
+
+    def __init__(self, gate: Gate, transport: Transport, hello: dict[str, Any]):
+        self._gate, self._transport, self._hello = gate, transport, hello
+        self.session: str | None = None
+        self.wait_seconds = 0.0
+        self.report: dict[str, Any] | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self.session is not None
+
+    def _open(self) -> None:
+        _, payload = self._gate.send(Config(values=self._hello), "model", "open")
+        t0 = time.perf_counter()
+        reply = self._transport.open(payload)
+        self.wait_seconds += time.perf_counter() - t0
+        _, carrier = self._gate.receive(reply, "model", "open.reply")
+        sid = expect(carrier, Config).values.get("session")
+        if not isinstance(sid, str) or not sid.isalnum():
+            raise BoundaryError(f"the model party answered 'open' without a session id ({sid!r})",
+                                where="model.open.reply", fix="check that the URL points at a silobridge model party")
+        self.session = sid
+
+    def call(self, op: str, carrier: Carrier) -> Carrier:
+        if self.session is None:
+            self._open()
+        entry, payload = self._gate.send(carrier, "model", op)
+        t0 = time.perf_counter()
+        reply = self._transport.call(self.session, entry.seq, op, payload)
+        self.wait_seconds += time.perf_counter() - t0
+        return self._gate.receive(reply, "model", op + ".reply")[1]
+
+    def close(self) -> dict[str, Any] | None:
+        """End the session (if one was opened); returns the model party's report of it."""
+        if self.session is not None and self.report is None:
+            self.report = expect(self.call("close", Config(values={})), Config).values
+        return self.report
 
 
 class DataParty:
     name = "data"
 
-    def __init__(self, splits: Splits, sm: SMConfig, policy: PolicyConfig, channel: Channel, *,
-                 canaries: int = 0, seed: int = 0):
+    def __init__(self, splits: Splits, sm: SMConfig, policy: PolicyConfig, transport: Transport, ledger: Ledger,
+                 hello: dict[str, Any], *, declared: frozenset[str] = frozenset(), canaries: int = 0, seed: int = 0):
         self.task = splits.task
         self.private, self.secrets = plant_canaries(splits.private, canaries, seed)
         self.val = splits.val
         self.public = list(splits.public)
         self.seed = seed
         self._sm_config = sm
-        self.ops: dict[str, Op] = {}
-        self.model = Remote(channel, self.name, "model")
-        # egress policy: what never leaves this silo
+        self.rng = PartyRNG(seed)
+        self.phases: dict[str, float] = {}
+        # egress policy: what never leaves this silo, and the exact texts each declared exposure admits
         self.protected = TextFingerprint(n=policy.ngram)
         self.protected.add(self.private.texts + self.val.texts)
+        self.admitted: dict[str, set[str]] = {"private_records": set()}
+        self.admit(self.private.texts, "private_records")
         self.policy = Policy([MaxBytes(policy.max_bytes), NoCanary(self.secrets),
-                              NoPrivateRecords(self.protected)])
+                              NoPrivateRecords(self.protected, self.admitted), NoPrivateModel()])
+        self.gate = Gate(self.name, self.policy, ledger, declared)
+        self.model = Link(self.gate, transport, hello)
 
-    def admit(self, texts: list[str]) -> None:
-        """Inference inputs arriving at the data party become protected records too."""
+    def admit(self, texts: list[str], exposure: str) -> None:
+        """Texts that arrived (inference inputs) or are set aside (evaluation texts) become protected
+        records; a carrier declaring ``exposure`` may send exactly these texts and no other record."""
         self.protected.add(texts)
+        self.admitted.setdefault(exposure, set()).update(self.protected.text_digest(t) for t in texts)
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        """The data party's own random state and phase timings, around everything it computes."""
+        with self.rng.scope(), progress.phases(self.phases):
+            yield
 
     def label_prior(self) -> np.ndarray:
         counts = np.bincount(self.private.labels, minlength=len(self.task.label_names)) + 1.0
@@ -53,9 +118,3 @@ class DataParty:
             return TfidfLR(k, C=c.C, seed=self.seed)
         return EncoderClassifier(c.path or minilm_path(), k,
                                  EncoderHyper(c.epochs, c.lr, c.batch_size, c.max_len), seed=self.seed)
-
-    def handle(self, op: str, carrier: Carrier) -> Carrier:
-        if op not in self.ops:
-            raise BoundaryError(f"the data party offers no operation '{op}'", where="channel",
-                                fix=f"the running strategy offers: {sorted(self.ops) or 'none'}")
-        return self.ops[op](self, carrier)

@@ -1,28 +1,69 @@
-"""The model party: owns the LM. Others reach it only through operations on a channel."""
+"""The model party: owns the LM. It hosts sessions, one per run of a strategy: each session builds the
+strategy's model side from the 'open' carrier alone (strategy name, task metadata, protocol
+parameters, seed), and has its own LM copy, random state, meter, phase timings and ledger. Others
+reach it only with encoded carriers (:meth:`ModelServer.open` / :meth:`ModelServer.call`), in this
+process or through a network transport."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import logging
+import resource
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
 
-from silobridge.boundary import Carrier, MaxBytes, NoModelWeights, Policy
+from silobridge import progress
+from silobridge.boundary import Carrier, Config, Ledger, MaxBytes, NoModelWeights, Policy, TextBatch, decode, expect
+from silobridge.boundary.gate import Gate
+from silobridge.boundary.policy import array_digest
+from silobridge.configs import from_dict
 from silobridge.data.task import TaskSpec
-from silobridge.errors import BoundaryError
+from silobridge.errors import BoundaryError, RemoteError, SilobridgeError
+from silobridge.home import home
 from silobridge.models.lm import CausalLM, Meter, load_lm
-from silobridge.settings import LMConfig, PolicyConfig
+from silobridge.rng import PartyRNG
+from silobridge.settings import LMConfig, PolicyConfig, TaskKind
 
-Op = Callable[["ModelParty", Carrier], Carrier]
+log = logging.getLogger("silobridge.model")
+OPEN, CLOSE, EVALUATE = "open", "close", "evaluate"
+
+
+class Received:
+    """The protocol parameters a model side received: reading any other option of the strategy's
+    config is an error (what the model side uses must have crossed, and be in the ledger)."""
+
+    def __init__(self, config: Any, names: tuple[str, ...]):
+        object.__setattr__(self, "_config", config)
+        object.__setattr__(self, "_names", frozenset(names))
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(type(self._config), name, None)
+        if isinstance(attr, property):
+            return attr.fget(self)
+        if name not in self._names:
+            raise BoundaryError(f"the model side read option '{name}', which the data side does not send",
+                                where="strategy.model_params", fix=f"add '{name}' to the strategy's model_params")
+        return getattr(self._config, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("received parameters are read-only")
 
 
 class ModelParty:
+    """One session's model party, as a strategy's model side sees it: the task, the LM (its own copy,
+    loaded on first use), the cache setting and directory, and the meter."""
+
     name = "model"
 
-    def __init__(self, task: TaskSpec, lm: LMConfig, policy: PolicyConfig):
-        self.task = task
+    def __init__(self, task: TaskSpec, kind: TaskKind, lm: LMConfig, cache_dir: Path):
+        self.task, self.kind = task, kind
         self._lm_config = lm
         self.cache = lm.cache
-        self._lm: CausalLM | None = None
+        self.cache_dir = cache_dir
         self.meter = Meter()
-        self.ops: dict[str, Op] = {}
-        self.policy = Policy([MaxBytes(policy.max_bytes), NoModelWeights(lambda: self.lm.parameters())])
+        self._lm: CausalLM | None = None
 
     @property
     def lm(self) -> CausalLM:
@@ -36,8 +77,169 @@ class ModelParty:
     def lm_loaded(self) -> bool:
         return self._lm is not None
 
+
+class Session:
+    def __init__(self, server: "ModelServer", sid: str, values: dict[str, Any]):
+        from silobridge.strategies import get
+        from silobridge.strategies.base import check_kind
+
+        try:
+            spec = get(str(values["strategy"]))
+            kind = TaskKind(values["kind"])
+            task = TaskSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in values["task"].items()})
+            seed = int(values.get("seed", 0))
+            params = dict(values.get("params") or {})
+        except SilobridgeError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BoundaryError(f"bad 'open' request: {exc}", where="model.open",
+                                fix="send {'strategy', 'kind', 'task', 'params', 'seed'}") from None
+        check_kind(spec, kind)
+        unknown = set(params) - set(spec.model_params)
+        if unknown:
+            raise BoundaryError(f"parameters {sorted(unknown)} are not part of '{spec.name}''s protocol",
+                                where="model.open", fix=f"send only: {', '.join(spec.model_params) or 'none'}")
+        config = Received(from_dict(spec.Config, params, prefix="strategy."), spec.model_params)
+        self.sid, self.spec = sid, spec
+        self.party = ModelParty(task, kind, server.lm_config, server.home / "cache")
+        self.rng = PartyRNG(seed)
+        self.phases: dict[str, float] = {}
+        self.busy = 0.0
+        self.sent_arrays: set[str] = set()
+        self.gate = Gate("model", server.policy_for(self.party), Ledger(server.home / "sessions" / sid / "ledger.jsonl"),
+                         declared=spec.exposes)
+        self.gate.observers.append(self._watch)
+        self.lock = threading.Lock()
+        self.last: tuple[int, bytes] | None = None  # (request seq, reply) for retried calls
+        with self.rng.scope(), progress.phases(self.phases):
+            self.side = spec.ModelSide(config, self.party)
+            self.ops = self.side.ops()
+
+    def _watch(self, entry, carrier: Carrier, payload: bytes) -> None:
+        if entry.sender == "model":  # what left this silo: bit-exact copies of LM tensors are counted at close
+            self.sent_arrays |= {array_digest(a) for a in carrier.arrays().values()
+                                 if a.dtype.kind == "f" and a.size >= 256}
+
     def handle(self, op: str, carrier: Carrier) -> Carrier:
+        if op == EVALUATE:
+            return self._evaluate(carrier)
         if op not in self.ops:
             raise BoundaryError(f"the model party offers no operation '{op}'", where="channel",
                                 fix=f"the running strategy offers: {sorted(self.ops) or 'none'}")
-        return self.ops[op](self, carrier)
+        return self.ops[op](carrier)
+
+    def _evaluate(self, carrier: Carrier) -> Carrier:
+        """Perplexity of the LMs this side deploys on texts the data party sent for evaluation."""
+        from silobridge.models.causal import perplexity
+
+        batch = expect(carrier, TextBatch)
+        if batch.exposure != "evaluation_records":
+            raise BoundaryError("evaluation texts must be sent under the 'evaluation_records' exposure",
+                                where="model.evaluate", fix="send TextBatch(..., exposure='evaluation_records')")
+        rows = {name: perplexity(lm, batch.items, model=lm.model)
+                for name, lm in self.side.language_models().items()}
+        return Config(values=rows)
+
+    def report(self) -> dict[str, Any]:
+        """What the model party reports at the end of a session: its bill, time and what it revealed."""
+        m = self.party.meter
+        exact = total = 0
+        if self.party.lm_loaded:
+            for p in self.party.lm.parameters():
+                total += p.size
+                if self.sent_arrays and array_digest(p) in self.sent_arrays:
+                    exact += p.size
+        return {"lm_queries": {"calls": m.calls + m.cached, "tokens_in": m.tokens_in, "tokens_out": m.tokens_out,
+                               "cached": m.cached},
+                "busy_seconds": round(self.busy, 3), "phase_seconds": progress.phase_seconds(self.phases),
+                "lm_param_share_exact": exact / total if total else 0.0,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+class ModelServer:
+    """The model party's service: its LM config, egress policy and directory (ledgers, cache); the
+    sessions it hosts. Operations run one at a time (they share the process's threads and the
+    generators each session swaps in)."""
+
+    def __init__(self, lm: LMConfig, policy: PolicyConfig, root: Path | None = None):
+        self.lm_config, self.policy_config = lm, policy
+        self.home = Path(root) if root else home() / "model-party"
+        self.max_bytes = policy.max_bytes
+        self.sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def policy_for(self, party: ModelParty) -> Policy:
+        return Policy([MaxBytes(self.max_bytes), NoModelWeights(lambda: party.lm.parameters())])
+
+    def _check_size(self, payload: bytes, where: str) -> None:
+        if len(payload) > self.max_bytes:
+            raise BoundaryError(f"{len(payload):,} bytes exceeds the model party's limit of {self.max_bytes:,}",
+                                where=where, fix="send smaller batches (policy.max_bytes of the model party)")
+
+    def open(self, payload: bytes) -> bytes:
+        """Start a session from an encoded Config carrier; the reply names the session."""
+        self._check_size(payload, "model.open")
+        request = expect(decode(payload), Config)
+        sid = uuid.uuid4().hex
+        with self._lock:
+            session = Session(self, sid, request.values)
+            session.gate.receive(payload, "data", OPEN)
+            self.sessions[sid] = session
+            with session.rng.scope(), progress.phases(session.phases):
+                _, reply = session.gate.send(Config(values={"session": sid, "ops": sorted(session.ops)}), "data",
+                                             OPEN + ".reply")
+        session.last = (0, reply)
+        return reply
+
+    def session(self, sid: str) -> Session:
+        if sid not in self.sessions:
+            raise BoundaryError(f"no open session '{sid}'", where="model.session",
+                                fix="open a session first (it ends with 'close')")
+        return self.sessions[sid]
+
+    def call(self, sid: str, seq: int, op: str, payload: bytes) -> bytes:
+        """Run operation ``op`` of session ``sid`` on an encoded carrier; returns the encoded reply.
+        ``seq`` is the request's place in the ledger: a retry of the last request gets the same reply."""
+        self._check_size(payload, f"model.{op}")
+        s = self.session(sid)
+        with s.lock:
+            if s.last is not None and seq == s.last[0]:
+                return s.last[1]
+            expected = len(s.gate.ledger.entries)
+            if seq != expected:
+                raise BoundaryError(f"request {seq} is out of order (the session expects {expected})",
+                                    where=f"model.{op}", fix="send a session's calls one at a time, in order")
+            with self._lock, s.rng.scope(), progress.phases(s.phases):
+                t0 = time.perf_counter()
+                _, carrier = s.gate.receive(payload, "data", op)
+                try:
+                    reply = s.report() if op == CLOSE else s.handle(op, carrier)
+                    if op == CLOSE:
+                        reply = Config(values=reply)
+                except SilobridgeError:
+                    raise
+                except Exception as exc:  # a crash inside an operation: a typed error, logged here
+                    log.exception("operation %s of session %s failed", op, sid)
+                    raise RemoteError(f"operation '{op}' failed: {type(exc).__name__}: {exc}", where=f"model.{op}",
+                                      fix="see the model party's log; check the strategy's options") from exc
+                finally:
+                    s.busy += time.perf_counter() - t0
+                _, out = s.gate.send(reply, "data", op + ".reply")
+            s.last = (seq, out)
+        if op == CLOSE:
+            del self.sessions[sid]
+        return out
+
+    def ledger(self, sid: str) -> list[dict]:
+        path = self.home / "sessions" / sid / "ledger.jsonl"
+        if not sid.isalnum() or not path.is_file():
+            raise BoundaryError(f"no ledger for session '{sid}'", where="model.ledger")
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def entry_key(e: dict) -> tuple:
+    """What both parties' ledgers must agree on, entry by entry."""
+    return tuple(e[k] for k in ("seq", "sender", "receiver", "op", "kind", "bytes", "sha256"))
+
+
+__all__ = ["ModelServer", "ModelParty", "Received", "Session", "entry_key"]

@@ -1,60 +1,85 @@
-"""Strategy base class and registry.
+"""Strategies: a registry of specs, each naming a config, a data side and a model side.
 
-A strategy is a config dataclass plus a small class: ``fit`` runs on the data party's side (it gets
-the :class:`DataParty`, whose only way to the LM is ``data.model.call(op, carrier)``), operations it
-installs on the model party (``model_ops``) run on the model party's side with the
-:class:`ModelParty`, and ``predict_proba`` is the deployed predictor the harness evaluates."""
+A strategy's two halves share no Python object. The data side (:class:`DataSide`) runs in the data
+silo: ``fit`` talks to the model party only through ``data.model.call(op, carrier)``, and
+``predict_proba`` is the deployed predictor. The model side (:class:`ModelSide`) is built by the model
+party from what it received when the session opened — the strategy's name, the public task metadata
+and the protocol parameters listed in ``model_params`` (read through a guard: any other option is an
+error) — and offers operations that take and return carriers."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
+from silobridge.boundary import Carrier
 from silobridge.errors import ConfigError, UnknownStrategyError
-from silobridge.parties import DataParty, ModelParty
-from silobridge.parties.data_party import Op as DataOp
-from silobridge.parties.model_party import Op as ModelOp
+from silobridge.parties.data_party import DataParty
+from silobridge.parties.model_party import ModelParty
 from silobridge.settings import TaskKind
 
 REGISTRY: dict[str, type["Strategy"]] = {}
+Op = Callable[[Carrier], Carrier]
 
 
-class Strategy(ABC):
-    name: ClassVar[str]
-    summary: ClassVar[str]  # one line, shown by `silobridge list`
-    Config: ClassVar[type]
-    # data exposures this strategy makes by design (e.g. "inference_records"); recorded, never hidden
-    exposes: ClassVar[frozenset[str]] = frozenset()
-    # task kinds it can run: 'domain-lm' needs a causal LM to deploy (see ``language_models``)
-    kinds: ClassVar[frozenset[TaskKind]] = frozenset({TaskKind.CLASSIFY})
+class DataSide(ABC):
+    """The data party's half of a strategy."""
 
     def __init__(self, config: Any, kind: TaskKind = TaskKind.CLASSIFY):
-        check_kind(type(self), kind)
         self.config = config
         self.kind = kind
         self.report: dict[str, Any] = {}  # strategy-specific figures merged into result.json
-
-    def model_ops(self) -> dict[str, ModelOp]:
-        """Operations the model party offers while this strategy runs."""
-        return {}
-
-    def data_ops(self) -> dict[str, DataOp]:
-        """Operations the data party offers while this strategy runs."""
-        return {}
 
     @abstractmethod
     def fit(self, data: DataParty) -> None:
         """Train whatever the data party deploys, talking to the model party only via ``data.model``."""
 
-    @abstractmethod
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
         """Class probabilities for inference inputs that arrived at the data party (task 'classify')."""
+        raise NotImplementedError(f"{type(self).__name__} cannot classify")
 
-    def language_models(self, data: DataParty, model: ModelParty) -> dict[str, Any]:
-        """Evaluation hook (called by the omniscient harness only, after predict): named causal LMs
-        whose perplexity on held-out private text is reported; "deployed" is the strategy's own."""
+    def language_models(self) -> dict[str, Any]:
+        """Causal LMs in the data silo whose perplexity on held-out private text is reported (the data
+        party computes it; the model side's LMs are evaluated by the model party)."""
         return {}
+
+
+class ModelSide:
+    """The model party's half of a strategy: no operations by default (nothing to serve)."""
+
+    def __init__(self, config: Any, party: ModelParty):
+        self.config = config
+        self.party = party
+
+    def ops(self) -> dict[str, Op]:
+        """Operations the model party offers while this strategy runs."""
+        return {}
+
+    def language_models(self) -> dict[str, Any]:
+        """Causal LMs at the model party whose perplexity the data party may ask for ('evaluate');
+        "deployed" is the strategy's own."""
+        return {}
+
+
+class Strategy:
+    """A registered strategy: its name, config and two halves, and what it exposes by design."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line, shown by `silobridge list`
+    Config: ClassVar[type]
+    DataSide: ClassVar[type[DataSide]]
+    ModelSide: ClassVar[type[ModelSide]] = ModelSide
+    # options of Config the model side receives when the session opens (the protocol parameters)
+    model_params: ClassVar[tuple[str, ...]] = ()
+    # data exposures this strategy makes by design (e.g. "inference_records"); recorded, never hidden
+    exposes: ClassVar[frozenset[str]] = frozenset()
+    # task kinds it can run: 'domain-lm' needs a causal LM to deploy
+    kinds: ClassVar[frozenset[TaskKind]] = frozenset({TaskKind.CLASSIFY})
+    # whether the deployed causal LM lives at the model party (its perplexity is then asked of it,
+    # on evaluation texts sent under the 'evaluation_records' exposure)
+    model_lms: ClassVar[bool] = False
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
@@ -85,4 +110,5 @@ def all_strategies() -> dict[str, type[Strategy]]:
     return dict(sorted(REGISTRY.items()))
 
 
-__all__ = ["Strategy", "register", "get", "all_strategies", "check_kind", "DataParty", "ModelParty", "TaskKind"]
+__all__ = ["Strategy", "DataSide", "ModelSide", "register", "get", "all_strategies", "check_kind", "DataParty",
+           "ModelParty", "TaskKind"]

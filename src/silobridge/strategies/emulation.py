@@ -8,6 +8,8 @@ import dataclasses
 import enum
 import hashlib
 import json
+import logging
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +19,16 @@ import torch
 
 from silobridge.boundary import Carrier, TextBatch, Weights, expect
 from silobridge.configs import check, option
-from silobridge.home import home
+from silobridge.errors import BoundaryError, ModelError
 from silobridge.models.causal import (EmulatorPlan, build_emulator, dequantize_int8, distill_emulator, n_layers,
                                       n_params, quantize_int8)
 from silobridge.models.lm import CausalLM
 from silobridge.models.lora import LoraSpec, add_lora, train_causal, train_label_scoring
-from silobridge.parties import DataParty, ModelParty
+from silobridge.strategies.base import DataParty, ModelParty, ModelSide
 from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
 
 SCALE = "::scale"
+log = logging.getLogger("silobridge.model")
 
 
 class DistillMatch(enum.Enum):
@@ -76,70 +79,128 @@ def _unique_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return out
 
 
-def _distill(party: ModelParty, cfg: EmulatorConfig, plan: EmulatorPlan, emu: torch.nn.Module,
+EMULATOR_PARAMS = ("bottom", "top", "stride", "distill_steps", "distill_lr", "distill_match", "int8")
+
+
+def load_subset(module: torch.nn.Module, tensors: dict[str, torch.Tensor], expected: set[str], where: str) -> None:
+    """Strict load of ``tensors`` into part of ``module``: exactly the names ``expected``, same shapes."""
+    own = module.state_dict()
+    if set(tensors) != expected:
+        missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+        raise ModelError(f"tensors do not match the model: missing {missing[:3]}, unexpected {extra[:3]}", where=where,
+                         fix="delete the file; it will be rebuilt")
+    for name, t in tensors.items():
+        if tuple(t.shape) != tuple(own[name].shape):
+            raise ModelError(f"tensor '{name}' has shape {tuple(t.shape)}, the model expects {tuple(own[name].shape)}",
+                             where=where, fix="delete the file; it will be rebuilt")
+    module.load_state_dict(tensors, strict=False)
+
+
+def _distill(party: ModelParty, cfg, plan: EmulatorPlan, emu: torch.nn.Module,
              texts: list[str]) -> tuple[list[float], bool]:
-    """Distil the emulator's middle; with ``lm.cache`` the result is memoised on the model party's disk
-    (keyed by LM, plan, distillation settings and texts). Returns (losses, whether it came from cache)."""
+    """Distil the emulator's middle; with ``lm.cache`` the result is memoised in the model party's cache
+    (keyed by the LM's weights, the plan, distillation settings and texts). Returns (losses, cached?)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file, save_file
 
-    key = [party.lm.name, dataclasses.astuple(plan), cfg.distill_steps, cfg.distill_lr, cfg.distill_match.value,
+    key = [party.lm.digest(), dataclasses.astuple(plan), cfg.distill_steps, cfg.distill_lr, cfg.distill_match.value,
            hashlib.sha256(json.dumps(texts).encode()).hexdigest()]
-    path = home() / "cache" / f"emulator-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]}"
+    path = party.cache_dir / f"emulator-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]}"
+    trained = tuple(f".layers.{j}." for j in plan.middle_positions)
+    names = {n for n in emu.state_dict() if any(k in n for k in trained)}
     if party.cache and path.with_suffix(".json").exists():
-        emu.load_state_dict(load_file(str(path.with_suffix(".safetensors"))), strict=False)
-        return json.loads(path.with_suffix(".json").read_text())["losses"], True
+        try:
+            load_subset(emu, load_file(str(path.with_suffix(".safetensors"))), names, str(path))
+            return json.loads(path.with_suffix(".json").read_text())["losses"], True
+        except (ModelError, SafetensorError, OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring a damaged cache entry %s (%s); distilling again", path, exc)
+            emu.load_state_dict(build_emulator(party.lm, plan).state_dict())
     losses = distill_emulator(party.lm, emu, texts, cfg.distill_steps, lr=cfg.distill_lr,
                               train_layers=plan.middle_positions, match=cfg.distill_match.value)
     if party.cache:
-        trained = tuple(f".layers.{j}." for j in plan.middle_positions)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({n: t.detach().contiguous() for n, t in emu.state_dict().items() if any(k in n for k in trained)},
+        save_file({n: t.detach().contiguous() for n, t in emu.state_dict().items() if n in names},
                   str(path.with_suffix(".safetensors")))
         path.with_suffix(".json").write_text(json.dumps({"key": key, "losses": losses}))  # written last
     return losses, False
 
 
-def emulator_op(cfg: EmulatorConfig):
-    """Model-party operation: public texts (for distillation) -> the emulator's weights."""
+def make_emulator(party: ModelParty, cfg, carrier: Carrier) -> Weights:
+    """Model side: public texts (for distillation) -> the emulator's weights, declared as a share of the
+    LM's parameters. ``cfg`` holds the plan (bottom, top, stride), distillation settings and int8."""
+    lm = party.lm
+    plan = EmulatorPlan(n_layers(lm), cfg.bottom, cfg.top, cfg.stride)
+    emu = build_emulator(lm, plan)
+    texts = expect(carrier, TextBatch).items
+    losses, cached = _distill(party, cfg, plan, emu, texts) if cfg.distill_steps and texts else ([], False)
+    tensors = _unique_state(emu)
+    if cfg.int8:
+        q, scales = quantize_int8({k: v for k, v in tensors.items() if v.ndim == 2})
+        tensors.update(q)
+        tensors.update({k + SCALE: v for k, v in scales.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        lm.tokenizer.save_pretrained(tmp)
+        tok_files = {p.name: p.read_text() for p in Path(tmp).iterdir() if p.is_file()}
+    meta = {"config": emu.config.to_dict(), "tokenizer": tok_files, "kept": plan.kept,
+            "adapter_layers": plan.adapter_layers, "lm_layers": plan.lm_layers,
+            "revealed_param_share": n_params(emu) / n_params(lm.model), "distill_losses": losses[::5],
+            "distill_cached": cached}
+    return Weights(tensors=tensors, origin="emulator", meta=meta, exposure="lm_weights")
 
-    def op(party: ModelParty, carrier: Carrier) -> Carrier:
-        lm = party.lm
-        plan = EmulatorPlan(n_layers(lm), cfg.bottom, cfg.top, cfg.stride)
-        emu = build_emulator(lm, plan)
-        texts = expect(carrier, TextBatch).items
-        losses, cached = _distill(party, cfg, plan, emu, texts) if cfg.distill_steps and texts else ([], False)
-        tensors = _unique_state(emu)
-        if cfg.int8:
-            q, scales = quantize_int8({k: v for k, v in tensors.items() if v.ndim == 2})
-            tensors.update(q)
-            tensors.update({k + SCALE: v for k, v in scales.items()})
-        with tempfile.TemporaryDirectory() as tmp:
-            lm.tokenizer.save_pretrained(tmp)
-            tok_files = {p.name: p.read_text() for p in Path(tmp).iterdir() if p.is_file()}
-        meta = {"config": emu.config.to_dict(), "tokenizer": tok_files, "kept": plan.kept,
-                "adapter_layers": plan.adapter_layers, "lm_layers": plan.lm_layers,
-                "revealed_param_share": n_params(emu) / n_params(lm.model), "distill_losses": losses[::5],
-                "distill_cached": cached}
-        return Weights(tensors=tensors, origin="emulator", meta=meta, exposure="lm_weights")
 
-    return op
+class EmulatorModel(ModelSide):
+    """Offers 'emulator': public texts in, the (distilled) emulator out."""
+
+    def ops(self) -> dict:
+        return {"emulator": lambda carrier: make_emulator(self.party, self.config, carrier)}
+
+
+_TOKENIZER_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def rebuild(w: Weights) -> tuple[CausalLM, torch.nn.Module]:
-    """Data side: the emulator as a runnable model, with the tokenizer it came with."""
+    """Data side: the emulator as a runnable model, with the tokenizer it came with. Every tensor must
+    have its place (strict: only tied copies such as the output head may be absent)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    meta = w.meta
+    if not isinstance(meta.get("config"), dict) or not isinstance(meta.get("tokenizer"), dict):
+        raise BoundaryError("the emulator carrier lacks its config or tokenizer", where="model.emulator.reply",
+                            fix="both parties must run the same strategy version")
+    files = meta["tokenizer"]
+    bad = [n for n, t in files.items() if not _TOKENIZER_FILE.match(str(n)) or not isinstance(t, str)]
+    if bad:
+        raise BoundaryError(f"refusing tokenizer file name(s) {bad[:3]} (only plain file names are written)",
+                            where="model.emulator.reply", fix="the model party must send plain tokenizer file names")
     tensors = dict(w.tensors)
     scales = {k[:-len(SCALE)]: tensors.pop(k) for k in list(tensors) if k.endswith(SCALE)}
     tensors.update(dequantize_int8({k: tensors[k] for k in scales}, scales))
-    spec = dict(w.meta["config"])
-    config = AutoConfig.for_model(spec.pop("model_type"), **spec)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    spec = dict(meta["config"])
+    try:
+        config = AutoConfig.for_model(spec.pop("model_type"), **spec)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    except Exception as exc:
+        raise BoundaryError(f"cannot build the emulator from its config: {exc}", where="model.emulator.reply",
+                            fix="both parties must run compatible transformers versions") from exc
+    own = model.state_dict()
+    seen: set[int] = set()
+    tied = set()  # later names of shared tensors (as _unique_state leaves them out)
+    for n, t in own.items():
+        (tied.add(n) if t.data_ptr() in seen else seen.add(t.data_ptr()))
+    unknown = sorted(set(tensors) - set(own))
+    missing = sorted(set(own) - set(tensors) - tied)
+    if unknown or missing:
+        raise BoundaryError(f"emulator tensors do not fit its config: unexpected {unknown[:3]}, missing {missing[:3]}",
+                            where="model.emulator.reply", fix="both parties must run the same strategy version")
+    for name, arr in tensors.items():
+        if tuple(arr.shape) != tuple(own[name].shape):
+            raise BoundaryError(f"emulator tensor '{name}' has shape {arr.shape}, expected {tuple(own[name].shape)}",
+                                where="model.emulator.reply", fix="both parties must run the same strategy version")
     model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}, strict=False)
     model.tie_weights()
     model.eval()
     with tempfile.TemporaryDirectory() as tmp:
-        for name, text in w.meta["tokenizer"].items():
+        for name, text in files.items():
             (Path(tmp) / name).write_text(text)
         tok = AutoTokenizer.from_pretrained(tmp)
     tok.padding_side = "left"

@@ -1,23 +1,16 @@
-"""Base for strategies whose deployed predictor is the model party's LM: each inference input is
-sent to the LM (the declared exposure 'inference_records'), scored by label words, and calibrated
-locally by the data party. Subclasses add their own operations and ``fit``."""
+"""Strategies whose deployed predictor is the model party's LM: each inference input is sent to the
+LM (the declared exposure 'inference_records'), scored by label words, and calibrated locally by the
+data party. Subclasses add their own operations and ``fit``."""
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
 from silobridge.boundary import SoftLabels, TextBatch, expect
-from silobridge.strategies.base import DataParty, ModelParty, Strategy
-from silobridge.strategies.prompting import calibrate, prompt_ops, request_demos
+from silobridge.strategies.base import DataParty, DataSide
+from silobridge.strategies.prompting import PromptModelSide, calibrate, request_demos
 
 
-class LMServed(Strategy):
-    exposes = frozenset({"inference_records"})
-
-    def model_ops(self):
-        return prompt_ops(self.config)
-
+class LMServedData(DataSide):
     def fit(self, data: DataParty) -> None:
         request_demos(data, self.config)  # few-shot only: public texts for the demonstrations
         self.prior = data.label_prior()  # for calibration; computed locally
@@ -28,5 +21,9 @@ class LMServed(Strategy):
         reply = expect(data.model.call("score", batch), SoftLabels)
         return calibrate(reply.values, self.config.calibration, self.prior)
 
-    def language_models(self, data: DataParty, model: ModelParty) -> dict[str, Any]:
-        return {"deployed": model.lm}
+
+class LMServedModel(PromptModelSide):
+    """The LM scores inference inputs; it is also the deployed causal LM for evaluation."""
+
+    def language_models(self):
+        return {"deployed": self.party.lm}

@@ -1,7 +1,7 @@
 """The model party's side of SM -> LM strategies: LoRA-tune the LM on labelled texts it receives
 (soft labels from an SM, DP synthetic records, or — for the privacy-violating reference — private
 records): a label-scoring loss, plus optionally next-token loss on the texts (domain adaptation);
-or, for task 'domain-lm', next-token loss alone on unlabelled texts (``lm_tune_op``)."""
+or, for task 'domain-lm', next-token loss alone on unlabelled texts ('tune-lm')."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +12,10 @@ from silobridge.boundary import Carrier, Metrics, TextBatch, expect
 from silobridge.configs import check, option
 from silobridge.errors import BoundaryError
 from silobridge.models.lora import LoraSpec, add_lora, train_causal, train_label_scoring
-from silobridge.parties import ModelParty
-from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
+from silobridge.strategies.lm_served import LMServedModel
+from silobridge.strategies.prompting import PROMPT_PARAMS, PromptConfig, prompt_for, words_for
+
+TUNE_PARAMS = PROMPT_PARAMS + ("lora_r", "lora_lr", "lora_epochs", "domain_lm")
 
 
 @dataclass
@@ -34,46 +36,47 @@ class LMTuneConfig(PromptConfig):
         return LoraSpec(r=self.lora_r, alpha=2 * self.lora_r, lr=self.lora_lr, epochs=self.lora_epochs)
 
 
-def tune_op(cfg: LMTuneConfig, tag: str):
-    """Model-party operation: labelled texts (``soft`` or ``labels``) -> the LM is LoRA-tuned on them."""
+class TunedLMModel(LMServedModel):
+    """Scores like any served LM, and LoRA-tunes it on what the data party sends: 'tune' (labelled
+    texts: ``soft`` or ``labels``) and 'tune-lm' (texts, next-token loss; task 'domain-lm')."""
 
-    def op(party: ModelParty, carrier: Carrier) -> Carrier:
+    def ops(self) -> dict:
+        return super().ops() | {"tune": self.tune, "tune-lm": self.tune_lm}
+
+    def tune(self, carrier: Carrier) -> Carrier:
+        cfg, party = self.config, self.party
         batch = expect(carrier, TextBatch)
         k = len(party.task.label_names)
         if batch.soft is not None:
             targets = np.asarray(batch.soft, dtype=np.float32)
         elif batch.labels is not None:
-            targets = np.eye(k, dtype=np.float32)[np.asarray(batch.labels, dtype=np.int64)]
+            labels = np.asarray(batch.labels, dtype=np.int64)
+            if labels.size and (labels.min() < 0 or labels.max() >= k):
+                raise BoundaryError(f"labels must be class ids in [0, {k})", where="model.tune")
+            targets = np.eye(k, dtype=np.float32)[labels]
         else:
             raise BoundaryError("'tune' needs labelled texts (labels or soft)", where="model.tune")
-        if targets.shape != (len(batch.items), k):
-            raise BoundaryError(f"labels have shape {targets.shape}, expected ({len(batch.items)}, {k})",
-                                where="model.tune")
+        if targets.shape != (len(batch.items), k) or not batch.items:
+            raise BoundaryError(f"labels have shape {targets.shape}, expected ({len(batch.items)}, {k}) with at least "
+                                "one text", where="model.tune")
         lm, words = party.lm, words_for(cfg, party.task)
         lm.model = add_lora(lm.model, None, cfg.lora)
-        lm.mark_changed(tag)
+        lm.mark_changed()
         out = {}
         if cfg.domain_lm:
             lm_losses = train_causal(lm.model, lm, batch.items, cfg.lora, desc="LoRA next-token")
             out |= {"lm_loss_first": lm_losses[0], "lm_loss_last": lm_losses[-1]}
         losses = train_label_scoring(lm.model, lm, batch.items, targets, prompt_for(cfg, party.task, words), words,
                                      cfg.lora, cfg.max_text_tokens, desc="LoRA on labels")
+        lm.mark_changed()
         return Metrics(values=out | {"loss_first": losses[0], "loss_last": losses[-1], "texts": len(batch.items)})
 
-    return op
-
-
-def lm_tune_op(cfg: LMTuneConfig, tag: str):
-    """Model-party operation (task 'domain-lm'): texts -> the LM is LoRA-tuned on next-token prediction."""
-
-    def op(party: ModelParty, carrier: Carrier) -> Carrier:
+    def tune_lm(self, carrier: Carrier) -> Carrier:
         batch = expect(carrier, TextBatch)
         if not batch.items:
             raise BoundaryError("'tune-lm' got no texts", where="model.tune-lm", fix="send at least one text")
-        lm = party.lm
-        lm.model = add_lora(lm.model, None, cfg.lora)
-        lm.mark_changed(tag)
-        losses = train_causal(lm.model, lm, batch.items, cfg.lora, desc="LoRA next-token")
+        lm = self.party.lm
+        lm.model = add_lora(lm.model, None, self.config.lora)
+        losses = train_causal(lm.model, lm, batch.items, self.config.lora, desc="LoRA next-token")
+        lm.mark_changed()
         return Metrics(values={"lm_loss_first": losses[0], "lm_loss_last": losses[-1], "texts": len(batch.items)})
-
-    return op

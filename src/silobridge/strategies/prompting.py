@@ -12,7 +12,8 @@ from silobridge.configs import check, option
 from silobridge.data.task import TaskSpec
 from silobridge.errors import BoundaryError
 from silobridge.models.lm import score_labels
-from silobridge.parties import ModelParty
+from silobridge.parties.model_party import ModelParty
+from silobridge.strategies.base import ModelSide
 
 
 class Calibration(enum.Enum):
@@ -56,11 +57,12 @@ def prompt_for(cfg: PromptConfig, task: TaskSpec, words: list[str]) -> str:
         "{description}", task.description)
 
 
-def choose_demos(lm, pool: list[str], user: str, words: list[str], cfg: PromptConfig,
-                 cache: bool = False) -> tuple[tuple[str, str], ...]:
+def choose_demos(lm, pool: list[str], user: str, words: list[str], cfg: PromptConfig, cache: bool = False,
+                 cache_dir=None) -> tuple[tuple[str, str], ...]:
     """Label ``pool`` zero-shot and keep the ``cfg.n_shots`` most confident texts per class as
     (question, answer) demonstrations, classes interleaved."""
-    logp = score_labels(lm, pool, user, words, cfg.max_text_tokens, cfg.batch_size, "LM demos", cache=cache)
+    logp = score_labels(lm, pool, user, words, cfg.max_text_tokens, cfg.batch_size, "LM demos",
+                        cache_dir=cache_dir if cache else None)
     tok, shots = lm.tokenizer, []
     for y in range(len(words)):
         margin = logp[:, y] - np.delete(logp, y, axis=1).max(1)
@@ -71,37 +73,41 @@ def choose_demos(lm, pool: list[str], user: str, words: list[str], cfg: PromptCo
     return tuple(shots[i] for i in order)
 
 
-class PromptState:
-    """The model party's side of a prompting protocol: the demonstrations it chose."""
+PROMPT_PARAMS = ("template", "label_words", "n_shots", "max_text_tokens", "batch_size")  # what the LM side needs
 
-    def __init__(self) -> None:
+
+def texts_of(carrier: Carrier, op: str) -> list[str]:
+    if not isinstance(carrier, TextBatch):
+        raise BoundaryError(f"'{op}' expects a text carrier, got '{carrier.kind}'", where=f"model.{op}")
+    return carrier.items
+
+
+class PromptModelSide(ModelSide):
+    """The model party's side of label scoring: 'demos' (public texts -> the demonstrations it
+    chooses and keeps) and 'score' (texts -> SoftLabels of label log-probs, the demonstrations as
+    earlier chat turns)."""
+
+    def __init__(self, config, party: ModelParty):
+        super().__init__(config, party)
         self.shots: tuple[tuple[str, str], ...] = ()
 
+    def ops(self) -> dict:
+        return {"demos": self.demos, "score": self.score}
 
-def prompt_ops(cfg: PromptConfig, state: PromptState | None = None) -> dict:
-    """Model-party operations: 'demos' (public texts -> chosen demonstrations) and 'score'
-    (texts -> SoftLabels of label log-probs, with the demonstrations as earlier chat turns)."""
-    state = state or PromptState()
-
-    def texts_of(carrier: Carrier, op: str) -> list[str]:
-        if not isinstance(carrier, TextBatch):
-            raise BoundaryError(f"'{op}' expects a text carrier, got '{carrier.kind}'", where=f"model.{op}")
-        return carrier.items
-
-    def demos(party: ModelParty, carrier: Carrier) -> Carrier:
+    def demos(self, carrier: Carrier) -> Carrier:
+        cfg, party = self.config, self.party
         words = words_for(cfg, party.task)
-        state.shots = choose_demos(party.lm, texts_of(carrier, "demos"), prompt_for(cfg, party.task, words), words,
-                                   cfg, cache=party.cache)
-        return Metrics(values={"demonstrations": len(state.shots)})
+        self.shots = choose_demos(party.lm, texts_of(carrier, "demos"), prompt_for(cfg, party.task, words), words,
+                                  cfg, cache=party.cache, cache_dir=party.cache_dir)
+        return Metrics(values={"demonstrations": len(self.shots)})
 
-    def score(party: ModelParty, carrier: Carrier) -> Carrier:
+    def score(self, carrier: Carrier) -> Carrier:
+        cfg, party = self.config, self.party
         words = words_for(cfg, party.task)
         logp = score_labels(party.lm, texts_of(carrier, "score"), prompt_for(cfg, party.task, words), words,
                             cfg.max_text_tokens, cfg.batch_size, desc=f"LM scoring {carrier.purpose}",
-                            cache=party.cache, shots=state.shots)
+                            cache_dir=party.cache_dir if party.cache else None, shots=self.shots)
         return SoftLabels(values=logp, log=True, label_names=list(party.task.label_names))
-
-    return {"demos": demos, "score": score}
 
 
 def request_demos(data, cfg: PromptConfig) -> None:

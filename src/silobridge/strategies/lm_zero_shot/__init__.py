@@ -1,3 +1,20 @@
-from silobridge.strategies.lm_zero_shot.strategy import LMZeroShot, LMZeroShotConfig
+"""lm-zero-shot: a privacy-violating reference point. Every inference input is shipped to the LM,
+which scores the label words; the exposure is declared and counted, never hidden. For task
+'domain-lm' it is the reference "LM alone": the untouched LM, evaluated by the model party."""
+from silobridge.strategies.base import Strategy, TaskKind, register
+from silobridge.strategies.lm_served import LMServedData, LMServedModel
+from silobridge.strategies.lm_zero_shot.config import LMZeroShotConfig
+from silobridge.strategies.prompting import PROMPT_PARAMS
 
-__all__ = ["LMZeroShot", "LMZeroShotConfig"]
+
+@register
+class LMZeroShot(Strategy):
+    name = "lm-zero-shot"
+    summary = "LM labels each test text by label-word likelihood (ships test records to the LM: declared)"
+    Config = LMZeroShotConfig
+    DataSide = LMServedData
+    ModelSide = LMServedModel
+    model_params = PROMPT_PARAMS
+    exposes = frozenset({"inference_records"})
+    kinds = frozenset(TaskKind)
+    model_lms = True

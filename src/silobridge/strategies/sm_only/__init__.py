@@ -1,3 +1,11 @@
-from silobridge.strategies.sm_only.strategy import SMOnly, SMOnlyConfig
+from silobridge.strategies.base import Strategy, register
+from silobridge.strategies.sm_only.config import SMOnlyConfig
+from silobridge.strategies.sm_only.data_side import SMOnlyData
 
-__all__ = ["SMOnly", "SMOnlyConfig"]
+
+@register
+class SMOnly(Strategy):
+    name = "sm-only"
+    summary = "SM trained on the private labelled set alone (no LM, nothing crosses)"
+    Config = SMOnlyConfig
+    DataSide = SMOnlyData

@@ -1,25 +1,15 @@
-"""distill-public: cross-silo distillation on a public pool. The data party sends public texts; the
-model party returns LM soft labels; the data party trains its SM on private hard labels plus the
-soft labels. Only public texts and soft labels cross."""
+"""distill-public, data side: send the public pool, get the LM's label log-probs back, train the SM on
+private hard labels plus the (calibrated, tempered, filtered) soft labels."""
 from __future__ import annotations
 
 import numpy as np
 
 from silobridge.boundary import SoftLabels, TextBatch, expect
-from silobridge.strategies.base import DataParty, Strategy, register
-from silobridge.strategies.distill_public.config import DistillPublicConfig
-from silobridge.strategies.prompting import calibrate, prompt_ops, request_demos
+from silobridge.strategies.base import DataParty, DataSide
+from silobridge.strategies.prompting import calibrate, request_demos
 
 
-@register
-class DistillPublic(Strategy):
-    name = "distill-public"
-    summary = "SM trained on private labels + LM soft labels of a public unlabelled pool"
-    Config = DistillPublicConfig
-
-    def model_ops(self):
-        return prompt_ops(self.config)
-
+class DistillPublicData(DataSide):
     def fit(self, data: DataParty) -> None:
         c = self.config
         # 1. ask the LM for label log-probs on the public pool (public texts only cross)

@@ -3,16 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from silobridge.strategies.base import DataParty, Strategy, register
-from silobridge.strategies.sm_only.config import SMOnlyConfig
+from silobridge.strategies.base import DataParty, DataSide
 
 
-@register
-class SMOnly(Strategy):
-    name = "sm-only"
-    summary = "SM trained on the private labelled set alone (no LM, nothing crosses)"
-    Config = SMOnlyConfig
-
+class SMOnlyData(DataSide):
     def fit(self, data: DataParty) -> None:
         self.sm = data.new_sm().fit(data.private.texts, data.one_hot(data.private.labels),
                                     val=(data.val.texts, data.val.labels))

@@ -1,87 +1,18 @@
-"""synthetic (LM -> SM, generation-based transfer): the model party writes labelled synthetic texts
-from public task metadata (label words and description); the data party filters them (length,
-agreement with an SM trained on its private labels, exact and near duplicates) and trains its SM on
-private records plus the kept synthetic rows. An optional feedback round sends differentially
-private class prototypes (top terms of each private class, drawn from a public vocabulary) so the
-LM's second round is closer to the private distribution; the epsilon is recorded in the ledger.
-
-What crosses: two ``config`` carriers data -> model (round 0: counts and a seed; round 1 adds the
-DP prototype terms) and two ``text`` carriers model -> data (the synthetic rows). No private record
-and no model weight crosses."""
+"""synthetic, data side: ask for labelled synthetic texts, filter them (length, agreement with an SM
+trained on the private labels, exact and near duplicates) and train the SM on private records plus
+the kept rows. An optional feedback round sends differentially private class prototypes (top terms
+of each private class, drawn from a public vocabulary), with their epsilon, to steer round 1."""
 from __future__ import annotations
 
-import random
 import re
 
 import numpy as np
 
-from silobridge.boundary import Carrier, Config, PrivacySpend, TextBatch, expect
+from silobridge.boundary import Config, PrivacySpend, TextBatch, expect
 from silobridge.errors import BoundaryError, DataError
-from silobridge.models.generate import generate
-from silobridge.models.lm import build_prompt
 from silobridge.privacy import MECHANISM, class_term_counts, dp_class_prototypes, public_vocabulary, rank_terms
-from silobridge.strategies.base import DataParty, ModelParty, Strategy, register
+from silobridge.strategies.base import DataParty, DataSide
 from silobridge.strategies.synthetic.config import SyntheticConfig
-
-# generation requests (model party): round 0 varies the style for diversity; round 1 adds terms
-STYLES = ("Write a short {word} {what}.", "Write a {word} {what} in two or three sentences.",
-          "Write a {word} {what} in a casual tone.", "Write a detailed {word} {what}.")
-FOCUSED = "Write a short {word} {what} mentioning some of: {terms}."
-REPLY = " Reply with the text only."
-MAX_PER_CLASS = 10_000  # the model party's own cap on one request
-
-
-def _what(description: str) -> str:
-    """'an Amazon fine-food product review' -> 'Amazon fine-food product review'."""
-    return re.sub(r"^(a|an|the)\s+", "", description.strip(), flags=re.IGNORECASE) or "text"
-
-
-def requests(task, per_class: int, terms: list[list[str]] | None, terms_per_prompt: int,
-             rng: random.Random) -> tuple[list[str], list[int]]:
-    """User messages asking for ``per_class`` texts of each class, and each one's class id."""
-    what = _what(task.description)
-    users, labels = [], []
-    for c, word in enumerate(task.answer_words()):
-        pool = list(terms[c]) if terms else []
-        for i in range(per_class):
-            if pool:
-                picked = rng.sample(pool, min(terms_per_prompt, len(pool)))
-                user = FOCUSED.format(word=word, what=what, terms=", ".join(picked))
-            else:
-                user = STYLES[i % len(STYLES)].format(word=word, what=what)
-            users.append(user + REPLY)
-            labels.append(c)
-    return users, labels
-
-
-def generate_op(cfg: SyntheticConfig):
-    """Model-party operation: Config{round, per_class, seed[, terms]} -> TextBatch of labelled texts."""
-
-    def op(party: ModelParty, carrier: Carrier) -> Carrier:
-        if not isinstance(carrier, Config):
-            raise BoundaryError(f"'generate' expects a config carrier, got '{carrier.kind}'", where="model.generate")
-        v = carrier.values
-        try:
-            rnd, per_class, seed = int(v.get("round", 0)), int(v["per_class"]), int(v.get("seed", 0))
-        except (KeyError, TypeError, ValueError):
-            raise BoundaryError(f"bad generation request {v!r}", where="model.generate",
-                                fix="send {'round': int, 'per_class': int, 'seed': int}") from None
-        if not 1 <= per_class <= MAX_PER_CLASS:
-            raise BoundaryError(f"per_class={per_class} is out of range", where="model.generate",
-                                fix=f"ask for 1..{MAX_PER_CLASS} texts per class")
-        k = len(party.task.label_names)
-        terms = v.get("terms")
-        if terms is not None:
-            if not isinstance(terms, list) or len(terms) != k or not all(isinstance(r, list) for r in terms):
-                raise BoundaryError(f"'terms' must hold one list per class ({k})", where="model.generate")
-            terms = [[str(t)[:40] for t in row] for row in terms]
-        users, labels = requests(party.task, per_class, terms, cfg.terms_per_prompt, random.Random(seed * 7 + rnd))
-        prompts = [build_prompt(party.lm, u) for u in users]
-        texts = generate(party.lm, prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size,
-                         seed=seed * 1000 + rnd, desc=f"LM writing round {rnd}")
-        return TextBatch(items=texts, labels=labels, purpose="synthetic")
-
-    return op
 
 
 # --- data-side filtering ----------------------------------------------------------------------------
@@ -161,15 +92,7 @@ def val_scores(sm, data: DataParty) -> dict[str, float] | None:
             "macro_f1": round(float(f1_score(data.val.labels, pred, average="macro", zero_division=0)), 4)}
 
 
-@register
-class Synthetic(Strategy):
-    name = "synthetic"
-    summary = "LM writes labelled synthetic texts (2nd round steered by DP class prototypes); SM trains on them"
-    Config = SyntheticConfig
-
-    def model_ops(self):
-        return {"generate": generate_op(self.config)}
-
+class SyntheticData(DataSide):
     def _round(self, data: DataParty, flt: Filter, values: dict, privacy: PrivacySpend | None = None):
         reply = expect(data.model.call("generate", Config(values=values, privacy=privacy)), TextBatch)
         labels = reply.labels or []

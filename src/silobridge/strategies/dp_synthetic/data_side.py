@@ -1,9 +1,6 @@
-"""dp-synthetic (SM -> LM with differential privacy): the data party gets a small generator (a cut
-of the LM, same tokenizer; a declared partial-weights exposure), fine-tunes it on its private
-labelled records with DP-SGD (Opacus), samples labelled synthetic records, and sends them with the
-(epsilon, delta) spent; the model party LoRA-tunes its LM on them. The LM then serves inference.
-For task 'domain-lm' the generator learns the raw private texts, samples unlabelled texts, and the
-LM is tuned on next-token prediction over them."""
+"""dp-synthetic, data side: rebuild the generator the model party sent, fine-tune it with DP-SGD
+(Opacus) on the private records, sample synthetic records (post-processing: no further privacy cost),
+and send them with the (epsilon, delta) spent for the LM to be tuned on. The tuned LM serves inference."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,31 +11,13 @@ from silobridge.errors import DataError
 from silobridge.models.generate import generate
 from silobridge.models.lora import LoraSpec, add_lora
 from silobridge.privacy.dp import DPSpec, dp_train_causal
-from silobridge.strategies.base import DataParty, TaskKind, register
-from silobridge.strategies.dp_synthetic.config import DPSyntheticConfig
-from silobridge.strategies.emulation import EmulatorConfig, emulator_op, fetch_emulator
-from silobridge.strategies.lm_served import LMServed
-from silobridge.strategies.lm_tuning import lm_tune_op, tune_op
+from silobridge.strategies.base import DataParty, TaskKind
+from silobridge.strategies.emulation import fetch_emulator
+from silobridge.strategies.lm_served import LMServedData
 from silobridge.strategies.prompting import words_for
 
 
-def _cut(c: DPSyntheticConfig) -> EmulatorConfig:
-    return EmulatorConfig(bottom=c.cut_bottom, top=c.cut_top, stride=c.cut_stride, distill_steps=c.distill_steps)
-
-
-@register
-class DPSynthetic(LMServed):
-    name = "dp-synthetic"
-    summary = "data party DP-fine-tunes an LM cut on private records, sends labelled synthetic text with its epsilon"
-    Config = DPSyntheticConfig
-    exposes = frozenset({"lm_weights", "inference_records"})
-    kinds = frozenset(TaskKind)
-
-    def model_ops(self):
-        return super().model_ops() | {"emulator": emulator_op(_cut(self.config)),
-                                      "tune": tune_op(self.config, "dp-synthetic"),
-                                      "tune-lm": lm_tune_op(self.config, "dp-synthetic")}
-
+class DPSyntheticData(LMServedData):
     def fit(self, data: DataParty) -> None:
         c = self.config
         # 1. the generator: a cut of the LM (same tokenizer), rebuilt in the data silo

@@ -1,0 +1,77 @@
+"""`silobridge serve`: run the model party as an HTTP(S) service for data parties elsewhere."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import typer
+
+from silobridge.cli.common import ConfigOpt, LMOpt, SetOpt, build_config, err, friendly
+from silobridge.errors import ConfigError
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MIN_KEY_CHARS = 16
+
+
+def api_key_from_env(name: str) -> str:
+    """The API key held in environment variable ``name`` (the key itself never goes on a command line,
+    where other users could read it in the process list)."""
+    if not ENV_NAME.fullmatch(name or ""):
+        raise ConfigError("this is not an environment variable name", where="--api-key-env",
+                          fix="pass the NAME of a variable holding the key (export SILOBRIDGE_KEY=...; "
+                              "--api-key-env SILOBRIDGE_KEY), not the key itself")
+    key = os.environ.get(name, "").strip()
+    if not key:
+        raise ConfigError(f"environment variable {name} is not set or is empty", where="--api-key-env",
+                          fix=f"export {name}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))') "
+                              f"and give the same key to the data party")
+    if len(key) < MIN_KEY_CHARS:
+        err.print(f"[yellow]warning[/]: the key in {name} has fewer than {MIN_KEY_CHARS} characters; "
+                  "use a long random key")
+    return key
+
+
+def _existing(path: Path | None, option: str) -> str | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError(f"file '{path}' not found", where=option, fix="pass an existing PEM file")
+    return str(path)
+
+
+@friendly
+def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
+                                       help="address to listen on (0.0.0.0 = all interfaces; then use TLS)"),
+              port: int = typer.Option(8765, "--port", help="TCP port to listen on"),
+              api_key_env: str = typer.Option(..., "--api-key-env",
+                                              help="NAME of the environment variable holding the API key that "
+                                                   "clients must send (the key is never given on the command line)"),
+              lm: str = LMOpt, config: str = ConfigOpt, set_: list[str] = SetOpt,
+              cache: bool = typer.Option(None, "--cache/--no-cache",
+                                         help="reuse the model party's work across sessions (lm.cache; default: "
+                                              "the config's)"),
+              home_dir: Path = typer.Option(None, "--home",
+                                            help="the model party's directory for session ledgers and its cache "
+                                                 "(default: $SILOBRIDGE_HOME/model-party)"),
+              tls_cert: Path = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)"),
+              tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
+              log_level: str = typer.Option("info", "--log-level",
+                                            help="server log level: debug, info, warning, error")) -> None:
+    """Serve the model party (the LM) over HTTP(S); data parties connect with its URL and API key.
+    Only the lm.* and policy.* config sections matter here."""
+    from silobridge.parties.model_party import ModelServer
+    from silobridge.transports import http_server
+
+    key = api_key_from_env(api_key_env)
+    certfile, keyfile = _existing(tls_cert, "--tls-cert"), _existing(tls_key, "--tls-key")
+    overrides = list(set_ or []) + ([f"lm.cache={str(cache).lower()}"] if cache is not None else [])
+    cfg = build_config(config, overrides, lm=lm)
+    server = ModelServer(cfg.lm, cfg.policy, root=home_dir)
+    scheme = "https" if certfile else "http"
+    err.print(f"model party: LM {cfg.lm.path or 'bundled default'}, cache {'on' if cfg.lm.cache else 'off'}, "
+              f"directory {server.home}; listening on {scheme}://{host}:{port} (key from ${api_key_env})")
+    http_server.serve(server, host, port, key, certfile=certfile, keyfile=keyfile, log_level=log_level)
+
+
+__all__ = ["serve_cmd", "api_key_from_env"]

@@ -1,0 +1,35 @@
+"""emulator, data side: get the emulator, LoRA-tune it on private records, deploy it in the data silo
+(inference inputs never leave)."""
+from __future__ import annotations
+
+import numpy as np
+
+from silobridge.models.lm import CausalLM, score_labels
+from silobridge.strategies.base import DataParty, DataSide, TaskKind
+from silobridge.strategies.emulation import AdaptersOff, fetch_and_tune
+from silobridge.strategies.prompting import calibrate, prompt_for, words_for
+
+
+def emulator_report(w, losses) -> dict:
+    return {"revealed_param_share": w.meta["revealed_param_share"], "kept_layers": w.meta["kept"],
+            "distill_cached": w.meta["distill_cached"], "distill_losses": w.meta["distill_losses"],
+            "lm_layers": w.meta["lm_layers"], "lora_loss_first_last": [losses[0], losses[-1]]}
+
+
+class EmulatorData(DataSide):
+    def fit(self, data: DataParty) -> None:
+        self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, self.config, data.seed,
+                                                         raw_text=self.kind is TaskKind.DOMAIN_LM)
+        self.prior = data.label_prior()
+        self.report = emulator_report(w, losses)
+
+    def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
+        c = self.config
+        words = words_for(c, data.task)
+        user = prompt_for(c, data.task, words)
+        logp = score_labels(self.emu_lm, texts, user, words, c.max_text_tokens, c.batch_size, "emulator scoring")
+        return calibrate(logp, c.calibration, self.prior)
+
+    def language_models(self) -> dict[str, CausalLM]:
+        return {"emulator": CausalLM(self.emu_lm.tokenizer, AdaptersOff(self.tuned), "emulator"),
+                "deployed": self.emu_lm}
