@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import safetensors.numpy
@@ -61,6 +63,17 @@ def test_garbage_payload_is_refused():
         decode(b"not a carrier at all")
 
 
+def safetensors_would_write(payload: bytes) -> bool:
+    """Whether ``payload`` is byte for byte what safetensors itself writes for the same tensors and metadata."""
+    meta = json.loads(payload[8:8 + header_len(payload)])["__metadata__"]
+    return safetensors.numpy.save(safetensors.numpy.load(payload), metadata=meta) == payload
+
+
+@pytest.mark.parametrize("carrier", CARRIERS, ids=lambda c: c.kind)
+def test_encoding_is_what_safetensors_writes(carrier):
+    assert safetensors_would_write(carrier.encode())
+
+
 def test_payload_is_a_standard_safetensors_file():
     w = Weights(tensors={"layer.0": np.arange(6, dtype=np.float32).reshape(2, 3)}, origin="sm", meta={"r": 4})
     payload = w.encode()
@@ -83,7 +96,9 @@ ODD_ARRAYS = {
 @pytest.mark.parametrize("name", ODD_ARRAYS)
 def test_dtype_and_shape_roundtrip_exactly(name):
     arr = ODD_ARRAYS[name]
-    back = decode(Weights(tensors={name: arr}).encode()).tensors[name]
+    payload = Weights(tensors={name: arr, "other": np.ones(2, np.int16)}).encode()
+    assert safetensors_would_write(payload)
+    back = decode(payload).tensors[name]
     assert back.dtype == arr.dtype and back.shape == arr.shape
     np.testing.assert_array_equal(back, arr)
 

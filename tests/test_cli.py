@@ -50,7 +50,7 @@ def test_run_writes_result_and_ledger(tmp_path, tiny_lm_dir):
     assert (out / "ledger.jsonl").read_text().count("\n") == result["objectives"]["communication"]["messages"]
     # where the time went: the LM's answers to the public pool are a timed phase, printed by run and show
     phases = result["objectives"]["compute"]["phase_seconds"]
-    assert any(k.startswith("LM scoring") and v > 0 for k, v in phases.items()), phases
+    assert any(k.startswith("model: LM scoring") and v > 0 for k, v in phases.items()), phases
     assert "longest phases: " in res.output
     assert "longest phases: " in runner.invoke(app, ["show", str(out / "result.json")]).output
 
@@ -186,12 +186,12 @@ def test_corrupt_sm_checkpoint(tmp_path, tiny_sm_dir):
 
 
 def test_interrupted_run_is_not_marked_finished(tmp_path, monkeypatch):
-    from silobridge.strategies.sm_only.strategy import SMOnly
+    from silobridge.strategies.sm_only.data_side import SMOnlyData
 
     def boom(self, data):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(SMOnly, "fit", boom)
+    monkeypatch.setattr(SMOnlyData, "fit", boom)
     out = tmp_path / "i"
     res = runner.invoke(app, ["run", "sm-only", "--out", str(out), *sets()])
     assert res.exit_code == 130 and "interrupted" in res.output

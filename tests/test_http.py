@@ -45,6 +45,7 @@ class FakeServer:
         self.max_bytes = max_bytes
         self.sessions: dict[str, dict] = {}
         self.runs: collections.Counter = collections.Counter()
+        self.reports: dict[str, dict] = {}
         self.opened = 0
         self._lock = threading.Lock()
 
@@ -79,6 +80,7 @@ class FakeServer:
         s["last"] = (seq, out)
         s["ledger"].append({"seq": seq, "op": op, "bytes": len(payload)})
         if op == "close":
+            self.reports[sid] = {"calls": len(s["ledger"]) - 1}
             del self.sessions[sid]
         return out
 
@@ -100,6 +102,11 @@ class FakeServer:
         if op == "crash":
             raise RuntimeError("boom")
         raise BoundaryError(f"the model party offers no operation '{op}'", where="channel", fix="echo, big, ...")
+
+    def report(self, sid: str) -> dict:
+        if sid not in self.reports:
+            raise BoundaryError(f"no report for session '{sid}' (is it closed?)", where="model.report")
+        return self.reports[sid]
 
     def ledger(self, sid: str) -> list[dict]:
         for_sid = self.sessions.get(sid)
@@ -203,7 +210,7 @@ def test_health_needs_no_key(service):
                                      {"Authorization": f"bearer {KEY}"}, {"Authorization": "Bearer"}])
 def test_every_other_route_needs_the_key(service, headers):
     for method, path in [("POST", "/v1/sessions"), ("POST", "/v1/sessions/abc/ops/echo"),
-                         ("GET", "/v1/sessions/abc/ledger")]:
+                         ("GET", "/v1/sessions/abc/ledger"), ("GET", "/v1/sessions/abc/report")]:
         r = httpx.request(method, service.url + path, content=CARRIER if method == "POST" else None,
                           headers={**headers, "X-Silobridge-Seq": "1"})
         assert r.status_code == 401, (method, path)
@@ -225,7 +232,10 @@ def test_round_trip_of_bytes(client, fake):
     assert client.call(sid, 1, "echo", CARRIER) == CARRIER  # a retry of the same seq: same reply, not re-run
     assert fake.runs[(sid, 1)] == 1
     assert [e["op"] for e in client.ledger(sid)] == ["open", "echo"]
+    with pytest.raises(BoundaryError, match="is it closed"):
+        client.report(sid)
     assert client.call(sid, 2, "close", MAGIC + b"{}") == MAGIC + b"{}"
+    assert client.report(sid) == {"calls": 2}
     assert client.kind == "http" and client.health()["status"] == "ok"
 
 
@@ -263,6 +273,7 @@ def test_crash_message_and_status_codes(service):
     r = httpx.post(f"{service.url}/v1/sessions/nosuch/ops/echo", content=CARRIER, headers={**AUTH, **seq})
     assert r.status_code == 404 and error_of(r)["type"] == "BoundaryError"
     assert httpx.get(f"{service.url}/v1/sessions/nosuch/ledger", headers=AUTH).status_code == 404
+    assert httpx.get(f"{service.url}/v1/sessions/{sid}/report", headers=AUTH).status_code == 404
     for bad in [None, "", "x", "-1", "1.5", "²".encode("latin-1"), b"\xd9\xa3"]:
         headers = {**AUTH} if bad is None else {**AUTH, "X-Silobridge-Seq": bad}
         r = httpx.post(f"{service.url}/v1/sessions/{sid}/ops/echo", content=CARRIER, headers=headers)
@@ -287,6 +298,14 @@ def test_large_reply_is_streamed(client, service):
         assert r.status_code == 200 and int(r.headers["content-length"]) == size + 4
         sizes = [len(c) for c in r.iter_raw()]
     assert sum(sizes) == size + 4 and len(sizes) > 1
+    head = (f"POST /v1/sessions/{sid}/ops/big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            f"X-Silobridge-Seq: 1\r\nContent-Length: 5\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5) as s:  # a reader that gives up
+        s.sendall(head.encode() + MAGIC + b"0")
+        assert s.recv(1 << 20).startswith(b"HTTP/1.1 200")
+    time.sleep(0.2)
+    assert_healthy(service.url)
+    assert client.call(sid, 2, "echo", CARRIER) == CARRIER
 
 
 def test_health_answers_during_a_long_operation(client, service):
@@ -362,21 +381,27 @@ def test_garbage_on_the_socket_leaves_server_healthy(service):
 
 HEADER_TEXT = st.text(alphabet=string.ascii_letters + string.digits + " -_.:/=+", max_size=24).map(str.strip)
 SEGMENT = st.text(min_size=1, max_size=16).map(lambda s: quote(s, safe=""))
+SESSION = st.one_of(st.just("{SID}"), SEGMENT)  # {SID}: a session the test opened
+OP = st.one_of(st.sampled_from(["echo", "close", "policy", "config"]), SEGMENT)  # ops that do not crash
 
 
 @st.composite
 def requests(draw):
     """A random request at one of the endpoints (or near them)."""
-    path = draw(st.one_of(st.just("/v1/sessions"), SEGMENT.map(lambda s: f"/v1/sessions/{s}/ledger"),
-                          st.tuples(SEGMENT, SEGMENT).map(lambda so: f"/v1/sessions/{so[0]}/ops/{so[1]}"),
-                          st.text(alphabet=string.ascii_letters + "/._-", max_size=30).map(lambda p: "/" + p)))
-    method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
+    method, path = draw(st.one_of(
+        st.just(("POST", "/v1/sessions")),
+        st.tuples(SESSION, st.sampled_from(["ledger", "report"])).map(
+            lambda sr: ("GET", f"/v1/sessions/{sr[0]}/{sr[1]}")),
+        st.tuples(SESSION, OP).map(lambda so: ("POST", f"/v1/sessions/{so[0]}/ops/{so[1]}")),
+        st.text(alphabet=string.ascii_letters + "/._-", max_size=30).map(lambda p: ("GET", "/" + p))))
+    if draw(st.integers(0, 4)) == 0:  # now and then, the wrong method
+        method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
     body = draw(st.one_of(st.binary(max_size=3000), st.binary(max_size=300).map(lambda b: MAGIC + b)))
     headers = {}
-    auth = draw(st.sampled_from(["good", None, "Bearer wrong", "Basic x", "Bearer"]))
+    auth = draw(st.sampled_from(["good", "good", "good", None, "Bearer wrong", "Basic x", "Bearer"]))
     if auth:
         headers["Authorization"] = f"Bearer {KEY}" if auth == "good" else auth
-    seq = draw(st.one_of(st.none(), st.integers(-3, 10**40).map(str), HEADER_TEXT))
+    seq = draw(st.one_of(st.none(), st.integers(-3, 3).map(str), st.integers(-3, 10**40).map(str), HEADER_TEXT))
     if seq is not None:
         headers["X-Silobridge-Seq"] = seq
     if draw(st.booleans()):
@@ -388,6 +413,9 @@ def requests(draw):
 @given(req=requests())
 def test_fuzzed_requests_get_json_4xx_never_5xx(service, req):
     method, path, body, headers = req
+    if "{SID}" in path:
+        sid = sid_of(httpx.post(f"{service.url}/v1/sessions", content=CARRIER, headers=AUTH).content)
+        path = path.replace("{SID}", sid)
     r = httpx.request(method, service.url + path, content=body if method != "GET" else None, headers=headers,
                       timeout=10)
     assert r.status_code < 500, (req, r.text[:300])

@@ -38,7 +38,7 @@ def test_data_party_holds_no_model_party_object(small_cfg, tmp_path):
     assert isinstance(data.model, Link) and not hasattr(data.model, "__dict__")
     forbidden = (ModelServer, ModelParty, Session)
     assert not any(isinstance(v, forbidden) for v in vars(data).values())
-    assert not any(isinstance(getattr(data.model, s), forbidden) for s in ("_gate", "session", "report"))
+    assert not any(isinstance(getattr(data.model, s), forbidden) for s in ("_gate", "session", "closed"))
     assert not any(isinstance(v, DataParty) for v in vars(session).values())
     assert not any(isinstance(v, DataParty) for v in vars(session.party).values())
 

@@ -22,13 +22,36 @@ def test_scores_are_normalised_and_batch_invariant(lm):
     np.testing.assert_allclose(one, many, atol=1e-4)  # left padding does not change the answer
 
 
-def test_meter_and_cache(lm):
+def test_meter_and_cache(lm, tmp_path):
     before = (lm.meter.calls, lm.meter.cached)
-    first = score_labels(lm, TEXTS, TEMPLATE, ["yes", "no"], cache=True)
+    first = score_labels(lm, TEXTS, TEMPLATE, ["yes", "no"], cache_dir=tmp_path)
     assert lm.meter.calls - before[0] == 3
-    again = score_labels(lm, TEXTS[::-1], TEMPLATE, ["yes", "no"], cache=True)
+    again = score_labels(lm, TEXTS[::-1], TEMPLATE, ["yes", "no"], cache_dir=tmp_path)
     assert lm.meter.calls - before[0] == 3 and lm.meter.cached - before[1] == 3
     np.testing.assert_array_equal(again, first[::-1])
+
+
+def test_cache_is_keyed_by_the_weights_not_the_name(lm, tmp_path):
+    import torch
+
+    first = score_labels(lm, TEXTS, TEMPLATE, ["yes", "no"], cache_dir=tmp_path)
+    digest = lm.digest()
+    param = next(lm.model.parameters())
+    saved = param.detach().clone()
+    with torch.no_grad():
+        param.add_(0.5)  # same name, other weights
+    lm.mark_changed()
+    try:
+        assert lm.digest() != digest
+        calls = lm.meter.calls
+        changed = score_labels(lm, TEXTS, TEMPLATE, ["yes", "no"], cache_dir=tmp_path)
+        assert lm.meter.calls - calls == 3  # scored afresh, not served from the old weights' cache
+        assert not np.allclose(changed, first)
+    finally:
+        with torch.no_grad():
+            param.copy_(saved)
+        lm.mark_changed()
+    assert lm.digest() == digest
 
 
 def test_label_words_sharing_a_first_token_are_refused(lm):

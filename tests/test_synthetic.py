@@ -19,7 +19,7 @@ from silobridge.privacy import (
     rank_terms,
 )
 from silobridge.strategies.synthetic import SyntheticConfig
-from silobridge.strategies.synthetic.strategy import Filter
+from silobridge.strategies.synthetic.data_side import Filter
 
 # the tiny random LM writes gibberish: loosen the filters so its rows survive
 LOOSE = {"per_class": 4, "max_new_tokens": 12, "min_words": 1, "min_agreement": 0.0, "max_similarity": 1.0,
@@ -30,7 +30,10 @@ def test_end_to_end_on_tiny_models(small_cfg, tmp_path):
     result = run("synthetic", dataclasses.replace(small_cfg, strategy=LOOSE), tmp_path)
     ledger = [json.loads(x) for x in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     kinds = [(e["sender"], e["op"], e["kind"]) for e in ledger]
-    assert kinds == [("data", "generate", "config"), ("model", "generate.reply", "text")] * 2
+    session = [("data", "open", "config"), ("model", "open.reply", "config")]
+    close = [("data", "close", "config"), ("model", "close.reply", "config")]
+    assert kinds == session + [("data", "generate", "config"), ("model", "generate.reply", "text")] * 2 + close
+    assert result["transport"]["ledgers_agree"] is True
     proto = [e for e in ledger if e["kind"] == "config" and e["epsilon"] is not None]
     assert len(proto) == 1 and proto[0]["epsilon"] == 0.5 and proto[0]["delta"] == 1e-5
     p = result["objectives"]["privacy"]
@@ -152,7 +155,7 @@ def test_generation_requests_use_public_metadata_and_released_terms():
     import random
 
     from silobridge.data.loaders import REVIEWS
-    from silobridge.strategies.synthetic.strategy import requests
+    from silobridge.strategies.synthetic.model_side import requests
 
     users, labels = requests(REVIEWS, 3, None, 2, random.Random(0))
     assert labels == [0, 0, 0, 1, 1, 1] and "positive Amazon fine-food product review" in users[0]

@@ -137,8 +137,9 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                     data.admit(eval_texts, "evaluation_records")
                     batch = TextBatch(eval_texts, purpose="evaluation", exposure="evaluation_records")
                     lm_rows |= expect(data.model.call("evaluate", batch), Config).values
-        model_report = data.model.close() or {}
-        theirs = transport.ledger(data.model.session) if data.model.opened else []
+        data.model.close()
+        sid = data.model.session
+        theirs, model_report = (transport.ledger(sid), transport.report(sid)) if sid else ([], {})
     finally:
         transport.close()
     util = utility(splits.test.labels, proba, len(splits.task.label_names)) if proba is not None else {}

@@ -43,8 +43,10 @@ def same_run(prev: dict[str, Any], name: str, digest: str) -> bool:
 
 
 def bench(strategies: list[str], seeds: list[int], cfg: RunConfig, out: Path,
-          on_event: Callable[[str, str, int, str], None] = lambda *a: None) -> tuple[list[dict], list[str]]:
-    """Returns (results, failures). ``on_event(kind, strategy, seed, detail)`` reports progress."""
+          on_event: Callable[[str, str, int, str], None] = lambda *a: None,
+          run_args: list[str] | None = None) -> tuple[list[dict], list[str]]:
+    """Returns (results, failures). ``on_event(kind, strategy, seed, detail)`` reports progress;
+    ``run_args`` are passed on to each ``silobridge run`` (e.g. the model party's URL)."""
     for name in strategies:
         check_kind(get(name), cfg.task)  # unknown names, or a strategy that cannot run the task, fail before any work
     unknown = set(cfg.strategy) - {k for n in strategies for k in strategy_options(n, cfg.strategy)}
@@ -71,7 +73,7 @@ def bench(strategies: list[str], seeds: list[int], cfg: RunConfig, out: Path,
             (run_dir / "config.json").write_text(json.dumps(to_dict(run_cfg), indent=2))
             on_event("start", name, seed, str(run_dir))
             proc = subprocess.run([sys.executable, "-m", "silobridge", "run", name, "--config",
-                                   str(run_dir / "config.json"), "--out", str(run_dir)],
+                                   str(run_dir / "config.json"), "--out", str(run_dir), *(run_args or [])],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             (run_dir / "log.txt").write_text(proc.stdout + proc.stderr)
             if proc.returncode != 0 or not done.exists():

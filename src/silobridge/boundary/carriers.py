@@ -3,9 +3,10 @@
 Each carrier is a small dataclass of JSON fields plus numpy arrays. On the wire it is a safetensors
 file: the arrays are its tensors (named ``field``, or ``field/key`` for a dict of arrays such as
 ``Weights.tensors``) and all other fields, with the kind, sit in ONE sorted-key JSON string under the
-metadata key ``silobridge``. ``encode()`` is deterministic (safetensors orders tensors by dtype
-alignment, then name) and ``nbytes`` is exactly the length of that encoding, which is what the ledger
-records. ``decode()`` trusts nothing: every malformed payload is refused with a :class:`BoundaryError`.
+metadata key ``silobridge``. ``encode()`` writes exactly the bytes ``safetensors.numpy.save`` would,
+deterministically (tensors ordered by dtype, then name; sorted-key JSON), and ``nbytes`` is exactly the
+length of that encoding, which is what the ledger records. ``decode()`` parses with safetensors and trusts
+nothing: every malformed payload is refused with a :class:`BoundaryError`.
 """
 from __future__ import annotations
 
@@ -23,15 +24,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import safetensors.numpy
-from safetensors import SafetensorError
 
 from silobridge.errors import BoundaryError
 
 _META_KEY = "silobridge"
 MAGIC = b'{"__metadata__":{"' + _META_KEY.encode() + b'":'  # how every carrier's safetensors header begins
 MAX_HEADER = 64 << 20  # the largest safetensors header (JSON) decode() will parse, in bytes
-_DTYPES = frozenset(np.dtype(t) for t in (np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
-                                          np.int64, np.uint64, np.float16, np.float32, np.float64, np.complex64))
+# the numpy dtypes the wire carries, by safetensors name, in safetensors' dtype order (it writes the tensors
+# largest dtype first, then by name)
+_DTYPES = {np.dtype(t): name for t, name in [
+    (np.bool_, "BOOL"), (np.uint8, "U8"), (np.int8, "I8"), (np.int16, "I16"), (np.uint16, "U16"), (np.float16, "F16"),
+    (np.int32, "I32"), (np.uint32, "U32"), (np.float32, "F32"), (np.complex64, "C64"), (np.float64, "F64"),
+    (np.int64, "I64"), (np.uint64, "U64")]}
+_RANK = {dtype: i for i, dtype in enumerate(_DTYPES)}
 _FIX = "send Carrier objects through a Channel; both parties must run the same silobridge version"
 _REGISTRY: dict[str, type["Carrier"]] = {}
 
@@ -71,9 +76,9 @@ class Carrier:
     # --- deterministic encoding -------------------------------------------------------------
     def encode(self) -> bytes:
         """The carrier as safetensors bytes; the same carrier always gives the same bytes."""
-        fields, tensors = {}, {}
+        fields, tensors, hints = {}, {}, _hints(type(self))
         for f in dataclasses.fields(self):
-            value, hint = getattr(self, f.name), _hints(type(self))[f.name]
+            value, hint = getattr(self, f.name), hints[f.name]
             role = _array_role(hint)
             if role and not _conforms(value, hint):
                 raise self._unencodable(f"field '{f.name}' must be {f.type}, got {type(value).__name__}")
@@ -86,8 +91,8 @@ class Carrier:
         try:
             text = json.dumps({"kind": self.kind, "fields": fields}, sort_keys=True, separators=(",", ":"),
                               ensure_ascii=False)
-            return safetensors.numpy.save(dict(sorted(tensors.items())), metadata={_META_KEY: text})
-        except (TypeError, ValueError, SafetensorError) as exc:  # not JSON, or text that is not valid Unicode
+            return _safetensors(tensors, text)
+        except (TypeError, ValueError) as exc:  # not JSON, or text that is not valid Unicode
             raise self._unencodable(str(exc)[:200]) from None
 
     def _wire_array(self, name: str, arr: np.ndarray) -> np.ndarray:
@@ -110,6 +115,21 @@ class Carrier:
 
     def digest(self) -> str:
         return hashlib.sha256(self.encode()).hexdigest()
+
+
+def _safetensors(tensors: dict[str, np.ndarray], metadata: str) -> bytes:
+    """The safetensors file ``safetensors.numpy.save(tensors, {"silobridge": metadata})`` writes, byte for byte
+    (tested), assembled with one copy of the arrays instead of its two."""
+    order = sorted(tensors.items(), key=lambda item: (-_RANK[item[1].dtype], item[0]))
+    header: dict[str, Any] = {"__metadata__": {_META_KEY: metadata}}
+    offset = 0
+    for name, arr in order:
+        header[name] = {"dtype": _DTYPES[arr.dtype], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + arr.nbytes]}
+        offset += arr.nbytes
+    head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    head += b" " * (-len(head) % 8)  # safetensors pads its header to a multiple of 8 bytes
+    return b"".join([len(head).to_bytes(8, "little"), head, *(arr.reshape(-1).view(np.uint8) for _, arr in order)])
 
 
 # --- decoding: trusts nothing ---------------------------------------------------------------------

@@ -10,10 +10,31 @@ from rich.table import Table
 
 from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOpt, SMOpt, TaskOpt, TextColOpt,
                                    build_config, err, friendly)
+from silobridge.cli.serve import serve_cmd
 
 app = typer.Typer(help="Large and small models collaborating across silos; every trade-off measured.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 out_console = Console(width=None if Console().is_terminal else 200)
+ModelUrlOpt = typer.Option(None, "--model-url", help="the model party's service (`silobridge serve`), e.g. "
+                                                     "https://lm.example.org:8765; default: in this process")
+ApiKeyEnvOpt = typer.Option("SILOBRIDGE_API_KEY", "--api-key-env",
+                            help="NAME of the environment variable holding the service's API key (with --model-url)")
+CaCertOpt = typer.Option(None, "--ca-cert", help="PEM certificate to trust for the service's TLS (self-signed)")
+
+
+def remote_of(model_url: str | None, api_key_env: str, ca_cert: Path | None):
+    """The model-party service to use, or None for one in this process."""
+    from silobridge.bench.runner import Remote
+    from silobridge.cli.serve import api_key_from_env
+    from silobridge.errors import ConfigError
+
+    if model_url is None:
+        if ca_cert is not None:
+            raise ConfigError("--ca-cert without --model-url", where="--ca-cert", fix="also pass --model-url")
+        return None
+    if ca_cert is not None and not ca_cert.is_file():
+        raise ConfigError(f"file '{ca_cert}' not found", where="--ca-cert", fix="pass the service's PEM certificate")
+    return Remote(model_url, api_key_from_env(api_key_env), str(ca_cert) if ca_cert else None)
 
 
 @app.command("list")
@@ -51,15 +72,18 @@ def run_cmd(strategy: str = typer.Argument(..., help="strategy name (see `silobr
             out: Path = typer.Option(Path("runs/run"), "--out", "-o", help="output directory"),
             config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt, text_col: str = TextColOpt,
             label_col: str = LabelColOpt, lm: str = LMOpt, sm: str = SMOpt, task: str = TaskOpt,
-            seed: int = typer.Option(None, "--seed", help="seed (overrides the config)")) -> None:
-    """Run one strategy; writes OUT/result.json and OUT/ledger.jsonl."""
+            seed: int = typer.Option(None, "--seed", help="seed (overrides the config)"),
+            model_url: str = ModelUrlOpt, api_key_env: str = ApiKeyEnvOpt, ca_cert: Path = CaCertOpt) -> None:
+    """Run one strategy; writes OUT/result.json and both parties' ledgers (OUT/ledger.jsonl, the data
+    party's; OUT/ledger.model.jsonl, the model party's). With --model-url the model party is a service
+    elsewhere (`silobridge serve`); its lm.* settings are then the service's."""
     from silobridge.bench.runner import run
     from silobridge.strategies import get
 
     get(strategy)
     cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm, seed=seed,
                        task=task)
-    result = run(strategy, cfg, out)
+    result = run(strategy, cfg, out, remote=remote_of(model_url, api_key_env, ca_cert))
     print_table([result])
     print_phases(result)
     err.print(f"wrote {out / 'result.json'} and {out / 'ledger.jsonl'}")
@@ -73,9 +97,10 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
               out: Path = typer.Option(Path("runs/bench"), "--out", "-o", help="output directory"),
               config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt,
               text_col: str = TextColOpt, label_col: str = LabelColOpt, lm: str = LMOpt,
-              sm: str = SMOpt, task: str = TaskOpt) -> None:
+              sm: str = SMOpt, task: str = TaskOpt, model_url: str = ModelUrlOpt, api_key_env: str = ApiKeyEnvOpt,
+              ca_cert: Path = CaCertOpt) -> None:
     """Run several strategies x seeds (each in its own process), resume finished ones, write
-    OUT/results.jsonl and print a table."""
+    OUT/results.jsonl and print a table. With --model-url every run talks to that model party."""
     from silobridge.bench.suite import bench
     from silobridge.errors import ConfigError
 
@@ -90,7 +115,10 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
         style = {"skip": "dim", "start": "cyan", "done": "green", "fail": "bold red"}[kind]
         err.print(f"[{style}]{kind:5}[/] {name} seed {seed} {detail}")
 
-    results, failures = bench(names, seed_list, cfg, out, on_event=event)
+    remote_of(model_url, api_key_env, ca_cert)  # check the key and certificate before any run
+    link = [] if model_url is None else ["--model-url", model_url, "--api-key-env", api_key_env] + (
+        ["--ca-cert", str(ca_cert)] if ca_cert else [])
+    results, failures = bench(names, seed_list, cfg, out, on_event=event, run_args=link)
     print_table(results)
     err.print(f"wrote {out / 'results.jsonl'}")
     if failures:
@@ -143,6 +171,9 @@ def show_cmd(path: Path = typer.Argument(..., help="a result.json or results.jso
     print_table(rows)
     if len(rows) == 1:
         print_phases(rows[0])
+
+
+app.command("serve")(serve_cmd)
 
 
 def main() -> None:

@@ -60,18 +60,22 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
                                             help="server log level: debug, info, warning, error")) -> None:
     """Serve the model party (the LM) over HTTP(S); data parties connect with its URL and API key.
     Only the lm.* and policy.* config sections matter here."""
+    key = api_key_from_env(api_key_env)
+    certfile, keyfile = _existing(tls_cert, "--tls-cert"), _existing(tls_key, "--tls-key")
     from silobridge.parties.model_party import ModelServer
     from silobridge.transports import http_server
 
-    key = api_key_from_env(api_key_env)
-    certfile, keyfile = _existing(tls_cert, "--tls-cert"), _existing(tls_key, "--tls-key")
     overrides = list(set_ or []) + ([f"lm.cache={str(cache).lower()}"] if cache is not None else [])
     cfg = build_config(config, overrides, lm=lm)
     server = ModelServer(cfg.lm, cfg.policy, root=home_dir)
     scheme = "https" if certfile else "http"
     err.print(f"model party: LM {cfg.lm.path or 'bundled default'}, cache {'on' if cfg.lm.cache else 'off'}, "
               f"directory {server.home}; listening on {scheme}://{host}:{port} (key from ${api_key_env})")
-    http_server.serve(server, host, port, key, certfile=certfile, keyfile=keyfile, log_level=log_level)
+    try:
+        http_server.serve(server, host, port, key, certfile=certfile, keyfile=keyfile, log_level=log_level)
+    except KeyboardInterrupt:  # Ctrl-C is how a service stops: uvicorn has already shut down cleanly
+        pass
+    err.print("model party stopped")
 
 
 __all__ = ["serve_cmd", "api_key_from_env"]

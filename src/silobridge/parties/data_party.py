@@ -29,13 +29,13 @@ class Link:
     """The data party's only view of the model party: a name to call operations on. It holds the
     transport and the gate, never an object of the other party."""
 
-    __slots__ = ("_gate", "_transport", "_hello", "session", "wait_seconds", "report")
+    __slots__ = ("_gate", "_transport", "_hello", "session", "wait_seconds", "closed")
 
     def __init__(self, gate: Gate, transport: Transport, hello: dict[str, Any]):
         self._gate, self._transport, self._hello = gate, transport, hello
         self.session: str | None = None
         self.wait_seconds = 0.0
-        self.report: dict[str, Any] | None = None
+        self.closed = False
 
     @property
     def opened(self) -> bool:
@@ -62,11 +62,11 @@ class Link:
         self.wait_seconds += time.perf_counter() - t0
         return self._gate.receive(reply, "model", op + ".reply")[1]
 
-    def close(self) -> dict[str, Any] | None:
-        """End the session (if one was opened); returns the model party's report of it."""
-        if self.session is not None and self.report is None:
-            self.report = expect(self.call("close", Config(values={})), Config).values
-        return self.report
+    def close(self) -> None:
+        """End the session, if one was opened."""
+        if self.session is not None and not self.closed:
+            expect(self.call("close", Config(values={})), Config)
+            self.closed = True
 
 
 class DataParty:

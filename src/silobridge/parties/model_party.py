@@ -213,9 +213,7 @@ class ModelServer:
                 t0 = time.perf_counter()
                 _, carrier = s.gate.receive(payload, "data", op)
                 try:
-                    reply = s.report() if op == CLOSE else s.handle(op, carrier)
-                    if op == CLOSE:
-                        reply = Config(values=reply)
+                    reply = Config(values={"closed": True}) if op == CLOSE else s.handle(op, carrier)
                 except SilobridgeError:
                     raise
                 except Exception as exc:  # a crash inside an operation: a typed error, logged here
@@ -226,9 +224,24 @@ class ModelServer:
                     s.busy += time.perf_counter() - t0
                 _, out = s.gate.send(reply, "data", op + ".reply")
             s.last = (seq, out)
-        if op == CLOSE:
-            del self.sessions[sid]
+            if op == CLOSE:  # the session's own account of itself, kept beside its ledger
+                self._report_path(sid).write_text(json.dumps(s.report(), sort_keys=True))
+                del self.sessions[sid]
         return out
+
+    def _report_path(self, sid: str) -> Path:
+        if not sid.isalnum():
+            raise BoundaryError(f"bad session id '{sid}'", where="model.session")
+        return self.home / "sessions" / sid / "report.json"
+
+    def report(self, sid: str) -> dict[str, Any]:
+        """A closed session's report (the model party's bill, time, peak memory and the share of its LM's
+        parameters that left bit-exactly). Measurement, not protocol: it is not a carrier."""
+        path = self._report_path(sid)
+        if not path.is_file():
+            raise BoundaryError(f"no report for session '{sid}' (is it closed?)", where="model.report",
+                                fix="close the session first")
+        return json.loads(path.read_text())
 
     def ledger(self, sid: str) -> list[dict]:
         path = self.home / "sessions" / sid / "ledger.jsonl"

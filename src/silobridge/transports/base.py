@@ -27,6 +27,10 @@ class Transport(ABC):
     def ledger(self, session: str) -> list[dict]:
         """The model party's ledger of ``session`` (for the entry-by-entry comparison)."""
 
+    @abstractmethod
+    def report(self, session: str) -> dict:
+        """The model party's report of a closed session (its bill, time and what it revealed)."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -47,3 +51,6 @@ class InProcessTransport(Transport):
 
     def ledger(self, session: str) -> list[dict]:
         return self._server.ledger(session)
+
+    def report(self, session: str) -> dict:
+        return self._server.report(session)

@@ -2,7 +2,7 @@
 transport, sent to a model party started with ``silobridge serve``.
 
 Retries are bounded and only where resending is safe: a connection that could not be made (the
-request never left), and for ``call``/``ledger`` also a connection dropped mid-request (the server
+request never left), and for ``call``/``ledger``/``report`` also a connection dropped mid-request (the server
 answers a repeated ``seq`` with the reply it already computed). ``open`` is retried only when the
 connection could not be made, since a second 'open' would start a second session."""
 from __future__ import annotations
@@ -67,6 +67,9 @@ class HttpTransport(Transport):
 
     def ledger(self, session: str) -> list[dict]:
         return self._json(f"/v1/sessions/{quote(session, safe='')}/ledger")
+
+    def report(self, session: str) -> dict:
+        return self._json(f"/v1/sessions/{quote(session, safe='')}/report")
 
     def health(self) -> dict[str, Any]:
         """The service's ``/health`` answer (no key needed); raises if it is unreachable."""

@@ -8,6 +8,7 @@ Endpoints (all but ``/health`` need ``Authorization: Bearer <key>``)::
     POST /v1/sessions                     body: encoded 'open' carrier   -> encoded reply
     POST /v1/sessions/{sid}/ops/{op}      body: encoded carrier, header X-Silobridge-Seq: <int>
     GET  /v1/sessions/{sid}/ledger        the session's ledger (JSON list)
+    GET  /v1/sessions/{sid}/report        a closed session's report (JSON object)
 
 Errors: ``{"error": to_wire(exc)}`` with 401 (key), 403 (policy), 400 (malformed request), 404
 (unknown session or route), 413 (too large), 422 (config / data / model), 500 (crash)."""
@@ -40,7 +41,7 @@ log = logging.getLogger("silobridge.http")
 CHUNK = 1 << 20  # replies leave in 1 MiB slices of the one encoded payload
 SEQ_HEADER = "X-Silobridge-Seq"
 OCTETS = "application/octet-stream"
-NOT_FOUND_WHERE = frozenset({"model.session", "model.ledger"})  # ModelServer's "no such session" errors
+NOT_FOUND_WHERE = frozenset({"model.session", "model.ledger", "model.report"})  # ModelServer's "no such ..."
 
 
 class PayloadTooLarge(BoundaryError):
@@ -64,10 +65,11 @@ def status_for(exc: SilobridgeError) -> int:
 
 
 def error_response(exc: SilobridgeError, status: int | None = None) -> JSONResponse:
-    """``{"error": to_wire(exc)}``; a subclass the client cannot know is sent as its nearest known base."""
+    """``{"error": to_wire(exc)}``; a subclass the client cannot know is sent as its nearest known base.
+    The connection is closed after it: the request body may be unread (refused early)."""
     body = to_wire(exc)
     body["type"] = next(c.__name__ for c in type(exc).__mro__ if ERROR_TYPES.get(c.__name__) is c)
-    return JSONResponse({"error": body}, status_code=status or status_for(exc))
+    return JSONResponse({"error": body}, status_code=status or status_for(exc), headers={"Connection": "close"})
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -181,7 +183,8 @@ def reply(payload: bytes) -> Response:
 
 # --- the app -------------------------------------------------------------------------------------
 def create_app(server: "ModelServer", api_key: str) -> FastAPI:
-    """The HTTP service for ``server`` (anything with ``open``/``call``/``ledger``/``max_bytes``)."""
+    """The HTTP service for ``server`` (anything with ModelServer's ``open``/``call``/``ledger``/``report``
+    and ``max_bytes``)."""
     if not api_key:
         raise ConfigError("the API key is empty", where="api_key", fix="start the service with a non-empty key")
     app = FastAPI(title="silobridge model party", version=__version__, docs_url=None, redoc_url=None,
@@ -212,6 +215,11 @@ def create_app(server: "ModelServer", api_key: str) -> FastAPI:
     async def ledger(sid: str) -> JSONResponse:
         """The model party's ledger of session ``sid``."""
         return JSONResponse(await _blocking(server.ledger, sid))
+
+    @app.get("/v1/sessions/{sid}/report", dependencies=auth)
+    async def report(sid: str) -> JSONResponse:
+        """The model party's report of the closed session ``sid``."""
+        return JSONResponse(await _blocking(server.report, sid))
 
     return app
 
