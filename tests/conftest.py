@@ -66,3 +66,60 @@ def small_cfg(tiny_lm_dir):
     from silobridge.settings import RunConfig
 
     return from_dict(RunConfig, apply_overrides({}, SMALL + [f"lm.path={tiny_lm_dir}"]))
+
+
+SERVICE_KEY = "test-service-key-0123456789"
+
+
+def start_service(tiny_lm_dir, root, *imports: str):
+    """`silobridge serve` in a subprocess (its own process: nothing of the test's is reachable from it),
+    on a free port of 127.0.0.1; returns (process, url). ``imports``: test modules it imports first
+    (strategies registered only there)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tests = str(Path(__file__).parent)
+    boot = (f"import sys; sys.path.insert(0, {tests!r}); " + "".join(f"import {m}; " for m in imports)
+            + "from silobridge.cli.main import main; main()")
+    env = dict(os.environ, SB_TEST_KEY=SERVICE_KEY, SILOBRIDGE_HOME=str(root), SILOBRIDGE_PROGRESS="0")
+    proc = subprocess.Popen([sys.executable, "-c", boot, "serve", "--lm", tiny_lm_dir, "--port", str(port),
+                             "--api-key-env", "SB_TEST_KEY", "--home", str(root / "model-party"),
+                             "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited: {proc.stdout.read().decode(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("the service did not answer /health within 60 s")
+
+
+def stop_service(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except Exception:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def model_service(tiny_lm_dir, tmp_path_factory):
+    """One model-party service for the session's cross-process runs: a Remote to pass to ``run``."""
+    from silobridge.bench.runner import Remote
+
+    proc, url = start_service(tiny_lm_dir, tmp_path_factory.mktemp("service"))
+    yield Remote(url, SERVICE_KEY)
+    stop_service(proc)

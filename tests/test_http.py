@@ -602,8 +602,9 @@ def test_serve_refuses_a_missing_key(serve_app, monkeypatch):
     assert result.exit_code == 2 and "SB_TEST_KEY is not set" in result.output
     result = CliRunner().invoke(serve_app, ["serve", "--api-key-env", "s3cr3t-k3y!"])
     assert result.exit_code == 2 and "--api-key-env" in result.output and "s3cr3t" not in result.output
-    result = CliRunner().invoke(serve_app, ["serve"])
-    assert result.exit_code != 0 and "--api-key-env" in result.output
+    monkeypatch.delenv("SILOBRIDGE_API_KEY", raising=False)
+    result = CliRunner().invoke(serve_app, ["serve"])  # the default variable, unset
+    assert result.exit_code == 2 and "SILOBRIDGE_API_KEY is not set" in result.output
 
 
 def test_serve_builds_the_model_server(serve_app, monkeypatch, tmp_path):
@@ -624,6 +625,8 @@ def test_serve_builds_the_model_server(serve_app, monkeypatch, tmp_path):
     result = CliRunner().invoke(serve_app, ["serve", "--api-key-env", "SB_TEST_KEY", "--tls-cert",
                                             str(tmp_path / "none.pem"), "--tls-key", str(tmp_path / "k.pem")])
     assert result.exit_code == 2 and "--tls-cert" in result.output
+    result = CliRunner().invoke(serve_app, ["serve", "--api-key-env", "SB_TEST_KEY", "--log-level", "loud"])
+    assert result.exit_code == 2 and "--log-level" in result.output
 
 
 SERVE_SCRIPT = ("import typer; from silobridge.cli.serve import serve_cmd; app = typer.Typer(); "
@@ -666,3 +669,68 @@ def test_serve_process_end_to_end(tmp_path):
                 proc.wait(5)
     assert proc.returncode == 0, proc.stdout.read().decode()
 
+
+
+# --- the real model party -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def real_service(tmp_path_factory):
+    from silobridge.parties.model_party import ModelServer
+    from silobridge.settings import LMConfig, PolicyConfig
+
+    server = ModelServer(LMConfig(), PolicyConfig(max_bytes=1 << 20), root=tmp_path_factory.mktemp("model-party"))
+    with running(server) as r:
+        yield r
+
+
+def _open_request() -> bytes:
+    from silobridge.boundary import Config
+
+    return Config(values={"strategy": "sm-only", "kind": "classify", "task": {"name": "t"}, "params": {},
+                          "seed": 0}).encode()
+
+
+@st.composite
+def damaged(draw):
+    """An encoded 'open' carrier, damaged: truncated, bytes flipped, junk appended, or random bytes."""
+    good = _open_request()
+    how = draw(st.sampled_from(["truncate", "flip", "append", "random"]))
+    if how == "truncate":
+        return good[:draw(st.integers(0, len(good) - 1))]
+    if how == "flip":
+        out = bytearray(good)
+        for i in draw(st.lists(st.integers(0, len(good) - 1), min_size=1, max_size=8)):
+            out[i] ^= draw(st.integers(1, 255))
+        return bytes(out)
+    if how == "append":
+        return good + draw(st.binary(min_size=1, max_size=64))
+    return draw(st.binary(max_size=2000))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=damaged(), op=st.sampled_from(["open", "open", "open", "echo", "close", "evaluate"]))
+def test_real_model_party_answers_damaged_carriers_with_4xx(real_service, body, op):
+    url = real_service.url
+    if op == "open":
+        r = httpx.post(f"{url}/v1/sessions", content=body, headers=AUTH, timeout=10)
+    else:
+        r = httpx.post(f"{url}/v1/sessions/{uuid.uuid4().hex}/ops/{op}", content=body,
+                       headers={**AUTH, "X-Silobridge-Seq": "2"}, timeout=10)
+    assert 400 <= r.status_code < 500, r.text[:300]
+    error_of(r)
+    assert_healthy(url)
+
+
+def test_a_run_over_http_matches_the_in_process_run(small_cfg, tmp_path):
+    """A whole run with the model party behind HTTP: same result as in one process, ledgers agree."""
+    from silobridge.bench.runner import Remote, run
+    from silobridge.parties.model_party import ModelServer
+
+    local = run("lm-zero-shot", small_cfg, tmp_path / "local")
+    server = ModelServer(small_cfg.lm, small_cfg.policy, root=tmp_path / "model-party")
+    with running(server) as r:
+        remote = run("lm-zero-shot", small_cfg, tmp_path / "remote", remote=Remote(r.url, KEY))
+    assert remote["transport"]["kind"] == "http" and remote["transport"]["ledgers_agree"]
+    assert remote["transport"]["model_entries"] == local["transport"]["model_entries"] > 0
+    for key in ("utility", "communication", "privacy"):
+        assert remote["objectives"][key] == local["objectives"][key], key
+    assert (tmp_path / "remote" / "ledger.model.jsonl").read_text().count("\n") == remote["transport"]["model_entries"]

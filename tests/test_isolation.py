@@ -102,3 +102,24 @@ def test_splits_are_disjoint(small_cfg):
         for j in range(i + 1, 4):
             assert not sets[i] & sets[j]
     assert len(np.unique(s.private.labels)) == 2
+
+
+def test_model_side_in_another_process_reaches_no_data_party_state(small_cfg, tiny_lm_dir, tmp_path):
+    """The spy's model side counts data-party objects and canary-bearing strings in its process: some in
+    this process (it can see), none when it runs in the service's process over HTTP."""
+    import os
+
+    import spy_strategy  # noqa: F401  (registers 'test-spy' here too)
+    from conftest import SERVICE_KEY, start_service, stop_service
+
+    from silobridge.bench.runner import Remote, run
+
+    local = run("test-spy", small_cfg, tmp_path / "local")["report"]
+    assert local["pid"] == os.getpid() and local["data_party_objects"] > 0 and local["canary_strings"] > 0
+    proc, url = start_service(tiny_lm_dir, tmp_path / "service", "spy_strategy")
+    try:
+        remote = run("test-spy", small_cfg, tmp_path / "http", remote=Remote(url, SERVICE_KEY))["report"]
+    finally:
+        stop_service(proc)
+    assert remote["pid"] == proc.pid != os.getpid()
+    assert remote["data_party_objects"] == 0 and remote["canary_strings"] == 0

@@ -27,11 +27,35 @@ SM_USERS = ["sm-only", "distill-public"]  # strategies that train the data party
 TABLE = [(n, "tfidf") for n in sorted(all_strategies())] + [(n, "encoder") for n in SM_USERS]
 
 
+def ledger_rows(path):
+    """A ledger's entries as both runs must agree on them; the 'open' reply names the session (a fresh
+    random id), so its digest is left out."""
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    return [(e["seq"], e["sender"], e["receiver"], e["op"], e["kind"], e["bytes"],
+             None if e["op"] == "open.reply" else e["sha256"]) for e in rows]
+
+
+def assert_same_run(local, remote, local_dir, remote_dir):
+    """In-process and over HTTP: same utility, bytes each way, LM bill, privacy counts, strategy report,
+    and equal ledgers, each run's two ledgers agreeing entry by entry."""
+    assert local["transport"]["kind"] == "in-process" and remote["transport"]["kind"] == "http"
+    assert local["transport"]["ledgers_agree"] is True and remote["transport"]["ledgers_agree"] is True
+    for section in ("utility", "communication", "lm_queries", "privacy", "model_leakage"):
+        assert local["objectives"][section] == remote["objectives"][section], section
+    assert local["report"] == remote["report"]
+    assert ledger_rows(local_dir / "ledger.jsonl") == ledger_rows(remote_dir / "ledger.jsonl")
+    assert ledger_rows(remote_dir / "ledger.model.jsonl") == ledger_rows(remote_dir / "ledger.jsonl")
+
+
 @pytest.mark.parametrize(("name", "sm"), TABLE)
-def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tmp_path):
+def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tmp_path, model_service):
+    """Each strategy end to end, with the model party in this process and then in another process
+    over HTTP on 127.0.0.1: the two results agree."""
     sm_cfg = dataclasses.replace(small_cfg.sm, kind=SMKind(sm), path=tiny_sm_dir, epochs=1)
     cfg = dataclasses.replace(small_cfg, sm=sm_cfg, strategy=FAST.get(name, {}))
     result = run(name, cfg, tmp_path)
+    remote = run(name, cfg, tmp_path / "http", remote=model_service)
+    assert_same_run(result, remote, tmp_path, tmp_path / "http")
     on_disk = json.loads((tmp_path / "result.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
     assert {"strategy", "task", "seed", "config"} <= set(on_disk)
@@ -74,9 +98,11 @@ def test_domain_lm_strategies():
 
 
 @pytest.mark.parametrize("name", DOMAIN_LM)
-def test_every_domain_lm_strategy_runs_on_tiny_models(name, small_cfg, tmp_path):
+def test_every_domain_lm_strategy_runs_on_tiny_models(name, small_cfg, tmp_path, model_service):
     cfg = dataclasses.replace(small_cfg, task=TaskKind.DOMAIN_LM, strategy=FAST.get(name, {}))
     result = run(name, cfg, tmp_path)
+    remote = run(name, cfg, tmp_path / "http", remote=model_service)
+    assert_same_run(result, remote, tmp_path, tmp_path / "http")
     u = result["objectives"]["utility"]
     assert result["task_kind"] == "domain-lm" and "accuracy" not in u
     assert u["perplexity"] > 1 and 0 <= u["next_token_accuracy"] <= 1

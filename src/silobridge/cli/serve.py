@@ -12,6 +12,7 @@ from silobridge.errors import ConfigError
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MIN_KEY_CHARS = 16
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def api_key_from_env(name: str) -> str:
@@ -44,7 +45,7 @@ def _existing(path: Path | None, option: str) -> str | None:
 def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
                                        help="address to listen on (0.0.0.0 = all interfaces; then use TLS)"),
               port: int = typer.Option(8765, "--port", help="TCP port to listen on"),
-              api_key_env: str = typer.Option(..., "--api-key-env",
+              api_key_env: str = typer.Option("SILOBRIDGE_API_KEY", "--api-key-env",
                                               help="NAME of the environment variable holding the API key that "
                                                    "clients must send (the key is never given on the command line)"),
               lm: str = LMOpt, config: str = ConfigOpt, set_: list[str] = SetOpt,
@@ -61,6 +62,9 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
     """Serve the model party (the LM) over HTTP(S); data parties connect with its URL and API key.
     Only the lm.* and policy.* config sections matter here."""
     key = api_key_from_env(api_key_env)
+    if log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"unknown log level '{log_level}'", where="--log-level",
+                          fix=f"one of: {', '.join(LOG_LEVELS)}")
     certfile, keyfile = _existing(tls_cert, "--tls-cert"), _existing(tls_key, "--tls-key")
     from silobridge.parties.model_party import ModelServer
     from silobridge.transports import http_server
@@ -72,7 +76,7 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
     err.print(f"model party: LM {cfg.lm.path or 'bundled default'}, cache {'on' if cfg.lm.cache else 'off'}, "
               f"directory {server.home}; listening on {scheme}://{host}:{port} (key from ${api_key_env})")
     try:
-        http_server.serve(server, host, port, key, certfile=certfile, keyfile=keyfile, log_level=log_level)
+        http_server.serve(server, host, port, key, certfile=certfile, keyfile=keyfile, log_level=log_level.lower())
     except KeyboardInterrupt:  # Ctrl-C is how a service stops: uvicorn has already shut down cleanly
         pass
     err.print("model party stopped")
