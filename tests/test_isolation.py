@@ -123,3 +123,40 @@ def test_model_side_in_another_process_reaches_no_data_party_state(small_cfg, ti
         stop_service(proc)
     assert remote["pid"] == proc.pid != os.getpid()
     assert remote["data_party_objects"] == 0 and remote["canary_strings"] == 0
+
+
+def test_errors_in_the_model_party_come_back_typed_over_http(small_cfg, tmp_path, model_service):
+    """The same typed error (class, where, fix) whether the model party is here or in another process."""
+    from silobridge.transports.http_client import HttpTransport
+
+    splits = load_splits(small_cfg)
+    hello = {"strategy": "lm-zero-shot", "kind": "classify", "task": dataclasses.asdict(splits.task),
+             "params": {}, "seed": 0}
+    errors = []
+    for transport in (InProcessTransport(ModelServer(small_cfg.lm, small_cfg.policy, root=tmp_path / "m")),
+                      HttpTransport(model_service.url, model_service.api_key)):
+        data = DataParty(splits, small_cfg.sm, small_cfg.policy, transport, Ledger(), hello, canaries=2)
+        with pytest.raises(BoundaryError) as info:
+            data.model.call("nope", TextBatch(["x"]))
+        errors.append((type(info.value), info.value.what, info.value.where, info.value.fix))
+        bad = dict(hello, params={"max_text_tokens": 2})  # refused by the strategy's own config check
+        data = DataParty(splits, small_cfg.sm, small_cfg.policy, transport, Ledger(), bad, canaries=2)
+        with pytest.raises(Exception) as info:
+            data.model.call("score", TextBatch(["x"]))
+        errors.append((type(info.value), info.value.what, info.value.where, info.value.fix))
+        transport.close()
+    assert errors[:2] == errors[2:]
+    assert "offers no operation 'nope'" in errors[0][1] and errors[1][2] == "strategy.max_text_tokens"
+
+
+def test_tokenizer_file_names_cannot_escape(tmp_path, monkeypatch):
+    """An emulator carrier naming a tokenizer file '../x' is refused before anything is written."""
+    from silobridge.strategies.emulation import rebuild
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("../evil.json", "/tmp/evil.json", "sub/evil.json", ".hidden", ""):
+        w = Weights(tensors={}, origin="emulator", exposure="lm_weights",
+                    meta={"config": {"model_type": "llama"}, "tokenizer": {name: "x"}})
+        with pytest.raises(BoundaryError, match="tokenizer file name"):
+            rebuild(w)
+    assert not (tmp_path.parent / "evil.json").exists() and list(tmp_path.iterdir()) == []

@@ -22,7 +22,7 @@ CONTRACT = {
 FAST = {"emulator": {"distill_steps": 3}, "offsite-tuning": {"distill_steps": 3},
         "dp-synthetic": {"cut_bottom": 1, "cut_top": 1, "distill_steps": 2, "per_class": 4, "gen_epochs": 1,
                          "min_words": 0, "max_new_tokens": 8},
-        "synthetic": {"per_class": 4, "max_new_tokens": 16}}
+        "synthetic": {"per_class": 4, "max_new_tokens": 16, "noise_seed": 0}}  # DP noise seeded: two runs compared
 SM_USERS = ["sm-only", "distill-public"]  # strategies that train the data party's SM
 TABLE = [(n, "tfidf") for n in sorted(all_strategies())] + [(n, "encoder") for n in SM_USERS]
 
@@ -148,6 +148,10 @@ def test_emulator_reveals_a_declared_share_and_offsite_plugs_adapters(small_cfg,
     kinds = [(e["sender"], e["op"], e["kind"]) for e in ledger]
     assert ("model", "emulator.reply", "weights") in kinds and ("data", "plug", "weights") in kinds
     assert off["objectives"]["privacy"]["declared_exposures"] == cfg.data.n_test
+    # the adapters were trained on private records: a declared exposure of its own, in the results
+    assert off["objectives"]["privacy"]["exposures"]["private_model"]["carriers"] == 1
+    plug = next(e for e in ledger if e["op"] == "plug")
+    assert plug["exposure"] == "private_model"
 
 
 def test_int8_emulator_shares_no_exact_tensor(small_cfg, tmp_path):

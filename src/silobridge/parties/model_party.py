@@ -106,8 +106,8 @@ class Session:
         self.phases: dict[str, float] = {}
         self.busy = 0.0
         self.sent_arrays: set[str] = set()
-        self.gate = Gate("model", server.policy_for(self.party), Ledger(server.home / "sessions" / sid / "ledger.jsonl"),
-                         declared=spec.exposes)
+        ledger = Ledger(server.home / "sessions" / sid / "ledger.jsonl")
+        self.gate = Gate("model", server.policy_for(self.party), ledger, declared=spec.exposes)
         self.gate.observers.append(self._watch)
         self.lock = threading.Lock()
         self.last: tuple[int, bytes] | None = None  # (request seq, reply) for retried calls

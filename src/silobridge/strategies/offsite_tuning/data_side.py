@@ -16,7 +16,8 @@ class OffsiteTuningData(LMServedData):
     def fit(self, data: DataParty) -> None:
         c = self.config
         # 1. emulator in, 2. adapters trained locally on private records, 3. only the adapters go out
-        self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, c, data.seed, raw_text=self.kind is TaskKind.DOMAIN_LM)
+        domain = self.kind is TaskKind.DOMAIN_LM
+        self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, c, data.seed, raw_text=domain)
         adapters = export_adapters(self.tuned, w.meta["kept"])  # renamed to the LM's layer indices
         reply = expect(data.model.call("plug", Weights(tensors=adapters, origin="adapter", exposure="private_model",
                                                        meta={"r": c.lora.r, "alpha": c.lora.alpha})), Metrics)
