@@ -84,7 +84,7 @@ def test_every_lm_path_runs_in_bfloat16(name, small_cfg, tmp_path):
 
 
 def test_emulator_of_a_bf16_lm_carries_exact_float32_copies(small_cfg, tmp_path):
-    cfg = with_dtype(small_cfg, "bfloat16", distill_steps=2)
+    cfg = with_dtype(small_cfg, "bfloat16", distill_steps=2, bottom=1, top=1, stride=2)
     cfg = dataclasses.replace(cfg, task=TaskKind.DOMAIN_LM)
     leak = run("emulator", cfg, tmp_path)["objectives"]["model_leakage"]
     assert 0 < leak["lm_param_share_exact"] <= leak["lm_param_share_declared"] < 1
