@@ -55,8 +55,9 @@ def tiny_sm_dir(tmp_path_factory, tokenizer_dir):
     return str(path)
 
 
+# float32: the same numbers on every CPU (bfloat16 has tests of its own, test_device.py)
 SMALL = ["data.n_private=40", "data.n_val=20", "data.n_public=40", "data.n_test=50", "data.canaries=3",
-         "data.n_lm_eval=10"]
+         "data.n_lm_eval=10", "lm.dtype=float32"]
 
 
 @pytest.fixture
@@ -92,6 +93,7 @@ def start_service(tiny_lm_dir, root, *imports: str):
     env = dict(os.environ, SB_TEST_KEY=SERVICE_KEY, SILOBRIDGE_HOME=str(root), SILOBRIDGE_PROGRESS="0")
     proc = subprocess.Popen([sys.executable, "-c", boot, "serve", "--lm", tiny_lm_dir, "--port", str(port),
                              "--api-key-env", "SB_TEST_KEY", "--home", str(root / "model-party"),
+                             "--set", "lm.dtype=float32",
                              "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60

@@ -15,7 +15,7 @@ TEXTS = ["this tea tastes great and arrives fresh every time", "the cookies were
 
 @pytest.fixture
 def lm(tiny_lm_dir):
-    return load_lm(tiny_lm_dir)
+    return load_lm(tiny_lm_dir, dtype="float32")
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def lm4(tmp_path, tokenizer_dir):
                       num_attention_heads=4, num_key_value_heads=2, pad_token_id=tok.pad_token_id)
     LlamaForCausalLM(cfg).save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    return load_lm(str(tmp_path))
+    return load_lm(str(tmp_path), dtype="float32")
 
 
 def test_plan_keeps_adapter_layers_and_a_strided_middle():
@@ -139,7 +139,7 @@ def test_adapter_that_does_not_fit_is_refused(lm, tiny_lm_dir):
         plug_adapters(lm.model, bad, LoraSpec(r=4))
     wrong_rank = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": np.zeros((3, 32), np.float32)}
     with pytest.raises(ModelError, match="shape"):
-        plug_adapters(load_lm(tiny_lm_dir).model, wrong_rank, LoraSpec(r=4))
+        plug_adapters(load_lm(tiny_lm_dir, dtype="float32").model, wrong_rank, LoraSpec(r=4))
 
 
 def test_int8_roundtrip_is_close():

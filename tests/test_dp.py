@@ -68,7 +68,7 @@ def test_dp_sgd_on_the_top_layers_trains_only_them(tiny_lm_dir):
     from silobridge.models.lora import LoraSpec, add_lora
     from silobridge.privacy.dp import dp_train_causal
 
-    lm = load_lm(tiny_lm_dir)
+    lm = load_lm(tiny_lm_dir, dtype="float32")
     top = len(lm.model.model.layers) - 1
     gen = add_lora(lm.model, [top], LoraSpec(r=4, alpha=8))
     before = {n: p.detach().clone() for n, p in gen.named_parameters()}

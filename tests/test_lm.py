@@ -11,7 +11,7 @@ TEMPLATE = "Review: {text}\nIs this review {labels}?"
 
 @pytest.fixture(scope="module")
 def lm(tiny_lm_dir):
-    return load_lm(tiny_lm_dir)
+    return load_lm(tiny_lm_dir, dtype="float32")
 
 
 def test_scores_are_normalised_and_batch_invariant(lm):

@@ -45,12 +45,18 @@ class DataConfig:
 class LMConfig:
     path: str | None = option(None, "local HF causal-LM directory or .gguf file; empty = bundled SmolLM2-135M-Instruct")
     threads: int = option(2, "torch CPU threads")
+    dtype: str = option("auto", "LM precision: 'auto' (bfloat16 where the CPU/GPU computes it natively, else float32), "
+                                "'float32', 'bfloat16', or 'float16' (GPU only); trained weights stay float32")
+    device: str = option("auto", "where LMs run: 'auto' (a CUDA GPU if present, else the CPU), 'cpu' or 'cuda'")
     cache: bool = option(False, "reuse the model party's work across runs: LM label scores (same LM, prompt, "
                                 "text) and distilled emulators (same LM, plan, settings, texts); for sweeps: "
                                 "model-party seconds then exclude it (see lm_queries.cached, report.distill_cached)")
 
     def __post_init__(self) -> None:
         check(self.threads >= 1, "lm.threads", self.threads, ">= 1")
+        check(self.dtype in ("auto", "float32", "bfloat16", "float16"), "lm.dtype", self.dtype,
+              "one of auto, float32, bfloat16, float16")
+        check(self.device in ("auto", "cpu", "cuda"), "lm.device", self.device, "one of auto, cpu, cuda")
 
 
 @dataclass

@@ -21,6 +21,7 @@ from silobridge.configs import from_dict, to_dict
 from silobridge.data import load_reviews, load_table, make_splits
 from silobridge.data.task import Splits
 from silobridge.models.causal import perplexity
+from silobridge.models.device import resolve
 from silobridge.parties import DataParty
 from silobridge.parties.model_party import ModelServer, entry_key
 from silobridge.settings import RunConfig, TaskKind
@@ -107,8 +108,9 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     hello = {"strategy": spec.name, "kind": cfg.task.value, "task": asdict(splits.task), "params": params,
              "seed": cfg.seed}
     declared = spec.exposes | ({"evaluation_records"} if spec.model_lms else frozenset())
+    placement = resolve(cfg.lm.dtype, cfg.lm.device)  # the data party's own LMs (an emulator) run like this
     data = DataParty(splits, cfg.sm, cfg.policy, transport, ledger, hello, declared=frozenset(declared),
-                     canaries=cfg.data.canaries, seed=cfg.seed)
+                     canaries=cfg.data.canaries, seed=cfg.seed, placement=placement)
     auditor = Auditor(data.secrets, data.private.texts + data.val.texts + splits.test.texts, cfg.policy.ngram)
     data.gate.observers.append(auditor)
 
@@ -194,7 +196,9 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         "splits": {"private": len(splits.private), "val": len(splits.val), "public": len(splits.public),
                    "test": len(splits.test), "canaries": len(data.secrets)},
         "report": side.report | ({"lm_eval": lm_rows} if lm_rows else {}),
-        "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__},
+        "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                "data_party": {"device": str(placement[0]), "dtype": str(placement[1]).removeprefix("torch.")},
+                "model_party": {k: model_report[k] for k in ("device", "dtype") if k in model_report}},
     }
     eps = [e.epsilon for e in ledger.entries if e.epsilon is not None]
     if eps:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from silobridge.errors import ConfigError, ModelError
+from silobridge.models.device import autocast_for, placement
 from silobridge.models.lm import CausalLM
 from silobridge.progress import track
 
@@ -51,6 +52,8 @@ def _pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _loss_terms(model: torch.nn.Module, ids: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-token NLL, per-token correctness, and the target mask (next-token prediction)."""
+    dev, _ = placement(model)
+    ids, mask = ids.to(dev), mask.to(dev)
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
     target, tmask = ids[:, 1:], mask[:, 1:].bool()
     nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
@@ -121,6 +124,8 @@ def build_emulator(lm: CausalLM, plan: EmulatorPlan) -> torch.nn.Module:
         if hasattr(layer, "self_attn") and hasattr(layer.self_attn, "layer_idx"):
             layer.self_attn.layer_idx = j
     emu.config.num_hidden_layers = len(kept)
+    emu.float()  # float32 weights: exact copies of lower-precision ones, and master weights for distillation
+    emu.config.dtype = torch.float32
     if getattr(emu.config, "layer_types", None):
         emu.config.layer_types = [emu.config.layer_types[i] for i in kept]
     return emu
@@ -139,11 +144,14 @@ class _Teacher:
 
     @torch.no_grad()
     def __call__(self, idx: list[int], ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        dev, dtype = placement(self.lm.model)
+        ids, mask = ids.to(dev), mask.to(dev)
         if self.match == "logits" and self.head_exact is False:  # e.g. soft-capped logits: no memo
             return self.lm.model(input_ids=ids, attention_mask=mask).logits.float()
         missing = [i for i in idx if i not in self.memo]
         if missing:  # right padding: a sequence's states do not depend on its batch-mates
             m_ids, m_mask = _pad([self.seqs[i] for i in missing], self.pad)
+            m_ids, m_mask = m_ids.to(dev), m_mask.to(dev)
             out = self.lm.model.model(input_ids=m_ids, attention_mask=m_mask,
                                       output_hidden_states=self.match == "hidden")
             feats = out.last_hidden_state if self.match == "logits" else out.hidden_states[self.at]
@@ -155,7 +163,7 @@ class _Teacher:
                     return full
             for r, i in enumerate(missing):
                 self.memo[i] = feats[r, :len(self.seqs[i])].clone()
-        x = torch.zeros(len(idx), ids.shape[1], self.memo[idx[0]].shape[-1])
+        x = torch.zeros(len(idx), ids.shape[1], self.memo[idx[0]].shape[-1], dtype=dtype, device=dev)
         for r, i in enumerate(idx):
             x[r, :len(self.seqs[i])] = self.memo[i]
         return self._head(x) if self.match == "logits" else x
@@ -188,20 +196,24 @@ def distill_emulator(lm: CausalLM, emu: torch.nn.Module, texts: list[str], steps
     emu_at, lm_at = layers[-1] + 1, len(_layers(lm.model)) - (len(_layers(emu)) - layers[-1] - 1)
     teacher_of = _Teacher(lm, seqs, match, lm_at)
     lm.model.eval()
+    dev, compute = placement(lm.model)  # the student keeps float32 weights, computes like the teacher
     losses = []
     for _ in track(range(steps), "distilling emulator", total=steps):
         # 1. a batch of public text; 2. the LM's view of it (memoised per text, no gradient)
         idx = [int(i) for i in rng.choice(len(seqs), min(batch_size, len(seqs)), replace=False)]
         ids, mask = _pad([seqs[i] for i in idx], lm.tokenizer.pad_token_id or 0)
+        ids, mask = ids.to(dev), mask.to(dev)
         teacher = teacher_of(idx, ids, mask)
         emu.train()
-        if match == "logits":
-            teacher = torch.log_softmax(teacher, -1)
-            student = torch.log_softmax(emu(input_ids=ids, attention_mask=mask).logits.float(), -1)
-            per_token = (teacher.exp() * (teacher - student)).sum(-1)  # KL(teacher || student)
-        else:
-            h = emu.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[emu_at]
-            per_token = ((h - teacher) ** 2).sum(-1) / (teacher ** 2).sum(-1).clamp_min(1e-6)
+        with autocast_for(emu, compute):
+            if match == "logits":
+                teacher = torch.log_softmax(teacher, -1)
+                student = torch.log_softmax(emu(input_ids=ids, attention_mask=mask).logits.float(), -1)
+                per_token = (teacher.exp() * (teacher - student)).sum(-1)  # KL(teacher || student)
+            else:
+                h = emu.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[emu_at]
+                h, teacher = h.float(), teacher.float()
+                per_token = ((h - teacher) ** 2).sum(-1) / (teacher ** 2).sum(-1).clamp_min(1e-6)
         # 3. masked mean, one step on the trained layers only
         loss = (per_token * mask).sum() / mask.sum()
         opt.zero_grad()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from silobridge.models.device import placement
 from silobridge.models.lm import CausalLM
 from silobridge.progress import track
 
@@ -16,10 +17,11 @@ def generate(lm: CausalLM, prompts: list[str], max_new_tokens: int = 64, tempera
     model = model or lm.model
     model.eval()
     tok = lm.tokenizer
+    dev, _ = placement(model)
     torch.manual_seed(seed)
     outs: list[str] = []
     for s in track(range(0, len(prompts), batch_size), desc, total=-(-len(prompts) // batch_size)):
-        enc = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
         gen = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=True,
                              temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                              pad_token_id=tok.pad_token_id)

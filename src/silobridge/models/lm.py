@@ -12,6 +12,7 @@ import torch
 
 from silobridge.errors import ModelError
 from silobridge.home import home
+from silobridge.models.device import placement
 from silobridge.progress import track
 
 DEFAULT_LM = "smollm2-135m-instruct"
@@ -66,7 +67,8 @@ class CausalLM:
     _digest: str | None = field(default=None, repr=False)
 
     def parameters(self):
-        return (p.detach().cpu().numpy() for p in self.model.parameters())
+        """The parameters as float32 numpy arrays (bfloat16 values upcast exactly)."""
+        return (p.detach().float().cpu().numpy() for p in self.model.parameters())
 
     def digest(self) -> str:
         """sha256 over every tensor of the model's state (names, dtypes, shapes, values): what caches
@@ -113,10 +115,15 @@ def _convert_bundled(target: Path) -> None:
     tmp.rename(target)
 
 
-def load_lm(path: str | None = None, threads: int | None = None) -> CausalLM:
-    """Load a causal LM from a local HF directory, a ``.gguf`` file, or (``None``) the bundled default."""
+def load_lm(path: str | None = None, threads: int | None = None, dtype: str = "auto",
+            device: str = "auto") -> CausalLM:
+    """Load a causal LM from a local HF directory, a ``.gguf`` file, or (``None``) the bundled default,
+    in ``dtype`` on ``device`` (see :mod:`silobridge.models.device`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from silobridge.models.device import resolve
+
+    dev, dt = resolve(dtype, device)
     if threads:
         torch.set_num_threads(threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -137,7 +144,7 @@ def load_lm(path: str | None = None, threads: int | None = None) -> CausalLM:
                              where=str(path), fix="pass a local directory saved with save_pretrained()")
     try:
         tok = AutoTokenizer.from_pretrained(src, **kw)
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, **kw)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dt, **kw).to(dev)
     except Exception as exc:  # any loader failure (missing file, corrupt safetensors, bad config)
         raise ModelError(f"cannot load the causal LM: {exc}", where=str(src),
                          fix="check the directory holds a complete causal-LM checkpoint and tokenizer") from exc
@@ -219,11 +226,13 @@ def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words
         return np.stack([memo.rows[k] for k in keys]) if texts else np.zeros((0, len(label_words)), np.float32)
     label_ids = first_token_ids(lm, label_words)
     out = np.zeros((len(texts), len(label_words)), np.float32)
+    dev, _ = placement(lm.model)
     for rows, ids, mask, pos in label_batches(lm, texts, user_template, max_text_tokens, batch_size, desc,
                                               shots=shots):
-        logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]
+        logits = lm.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                          logits_to_keep=1).logits[:, -1]
         lp = torch.log_softmax(logits.float(), -1)[:, label_ids]
-        out[rows] = torch.log_softmax(lp, -1).numpy()
+        out[rows] = torch.log_softmax(lp, -1).cpu().numpy()
         lm.meter.calls += len(rows)
         lm.meter.tokens_in += int(mask.sum())
     return out

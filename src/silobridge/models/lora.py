@@ -10,6 +10,7 @@ import torch
 
 from silobridge.errors import ModelError
 from silobridge.models.causal import LORA_TARGETS, _encode, _loss_terms, _pad
+from silobridge.models.device import placement
 from silobridge.models.lm import CausalLM
 from silobridge.progress import track
 
@@ -80,7 +81,7 @@ def export_adapters(model: torch.nn.Module, index_map: list[int] | None = None) 
     for name, t in get_peft_model_state_dict(model).items():
         if index_map is not None:
             name = _LAYER.sub(lambda m: f".layers.{index_map[int(m.group(1))]}.", name)
-        out[name] = t.detach().cpu().numpy().copy()
+        out[name] = t.detach().float().cpu().numpy().copy()
     return out
 
 
@@ -122,7 +123,8 @@ def train_label_scoring(model: torch.nn.Module, lm: CausalLM, texts: list[str], 
 
     torch.manual_seed(seed)
     label_ids = first_token_ids(lm, label_words)
-    target = torch.tensor(np.asarray(targets, dtype=np.float32))
+    dev, _ = placement(model)
+    target = torch.tensor(np.asarray(targets, dtype=np.float32), device=dev)
     params = [p for p in model.parameters() if p.requires_grad]
     opt, sched = _optimizer(params, spec, spec.epochs * -(-len(texts) // spec.batch_size))
     losses = []
@@ -130,9 +132,10 @@ def train_label_scoring(model: torch.nn.Module, lm: CausalLM, texts: list[str], 
     for epoch in range(spec.epochs):
         for rows, ids, mask, pos in label_batches(lm, texts, user_template, max_text_tokens, spec.batch_size,
                                                   f"{desc} epoch {epoch + 1}/{spec.epochs}", shuffle_seed=seed + epoch):
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=1).logits[:, -1]
+            logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                           logits_to_keep=1).logits[:, -1]
             lp = torch.log_softmax(torch.log_softmax(logits.float(), -1)[:, label_ids], -1)
-            loss = -(target[torch.as_tensor(rows)] * lp).sum(-1).mean()
+            loss = -(target[torch.as_tensor(rows, device=dev)] * lp).sum(-1).mean()
             losses.append(_step(loss, opt, sched, params))
             lm.meter.tokens_in += int(mask.sum())
     model.eval()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import torch
 
 from silobridge import progress
 from silobridge.boundary import (Carrier, Config, Ledger, MaxBytes, NoCanary, NoPrivateModel, NoPrivateRecords,
@@ -73,12 +74,14 @@ class DataParty:
     name = "data"
 
     def __init__(self, splits: Splits, sm: SMConfig, policy: PolicyConfig, transport: Transport, ledger: Ledger,
-                 hello: dict[str, Any], *, declared: frozenset[str] = frozenset(), canaries: int = 0, seed: int = 0):
+                 hello: dict[str, Any], *, declared: frozenset[str] = frozenset(), canaries: int = 0, seed: int = 0,
+                 placement: tuple[torch.device, torch.dtype] = (torch.device("cpu"), torch.float32)):
         self.task = splits.task
         self.private, self.secrets = plant_canaries(splits.private, canaries, seed)
         self.val = splits.val
         self.public = list(splits.public)
         self.seed = seed
+        self.device, self.dtype = placement  # for the LMs the data party runs itself (an emulator)
         self._sm_config = sm
         self.rng = PartyRNG(seed)
         self.phases: dict[str, float] = {}

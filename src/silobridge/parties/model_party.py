@@ -69,13 +69,21 @@ class ModelParty:
     def lm(self) -> CausalLM:
         """The LM, loaded on first use (strategies that never ask for it never pay for it)."""
         if self._lm is None:
-            self._lm = load_lm(self._lm_config.path, self._lm_config.threads)
+            c = self._lm_config
+            self._lm = load_lm(c.path, c.threads, c.dtype, c.device)
             self._lm.meter = self.meter
         return self._lm
 
     @property
     def lm_loaded(self) -> bool:
         return self._lm is not None
+
+    def placement(self) -> dict[str, str]:
+        """Where and in what precision the LM runs (as resolved from lm.device / lm.dtype)."""
+        from silobridge.models.device import resolve
+
+        device, dtype = resolve(self._lm_config.dtype, self._lm_config.device)
+        return {"device": str(device), "dtype": str(dtype).removeprefix("torch.")}
 
 
 class Session:
@@ -153,7 +161,8 @@ class Session:
                                "cached": m.cached},
                 "busy_seconds": round(self.busy, 3), "phase_seconds": progress.phase_seconds(self.phases),
                 "lm_param_share_exact": exact / total if total else 0.0,
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                **self.party.placement()}
 
 
 class ModelServer:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from silobridge.configs import check
+from silobridge.models.device import placement
 from silobridge.models.causal import _encode
 from silobridge.models.lm import CausalLM
 from silobridge.progress import track
@@ -52,6 +53,7 @@ def dp_train_causal(model: torch.nn.Module, lm: CausalLM, texts: list[str], spec
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ids, mask), batch_size=batch_size,
                                          generator=torch.Generator().manual_seed(seed))
     params = [p for p in model.parameters() if p.requires_grad]
+    dev, _ = placement(model)
     opt = torch.optim.AdamW(params, lr=lr)
     engine = PrivacyEngine(accountant=spec.accountant)
     model.train()
@@ -63,6 +65,7 @@ def dp_train_causal(model: torch.nn.Module, lm: CausalLM, texts: list[str], spec
         for b_ids, b_mask in track(loader, f"DP-SGD epoch {epoch + 1}/{epochs}", total=len(loader)):
             if len(b_ids) == 0:  # Poisson sampling can draw an empty batch
                 continue
+            b_ids, b_mask = b_ids.to(dev), b_mask.to(dev)
             logits = private_model(input_ids=b_ids, attention_mask=b_mask).logits[:, :-1].float()
             target, tmask = b_ids[:, 1:], b_mask[:, 1:].float()
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")

@@ -75,7 +75,7 @@ def _unique_state(model: torch.nn.Module) -> dict[str, np.ndarray]:
         if t.data_ptr() in seen:
             continue
         seen.add(t.data_ptr())
-        out[name] = t.detach().cpu().numpy().copy()
+        out[name] = t.detach().float().cpu().numpy().copy()
     return out
 
 
@@ -158,9 +158,11 @@ class EmulatorModel(ModelSide):
 _TOKENIZER_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def rebuild(w: Weights) -> tuple[CausalLM, torch.nn.Module]:
-    """Data side: the emulator as a runnable model, with the tokenizer it came with. Every tensor must
-    have its place (strict: only tied copies such as the output head may be absent)."""
+def rebuild(w: Weights, device: torch.device | None = None,
+            dtype: torch.dtype = torch.float32) -> tuple[CausalLM, torch.nn.Module]:
+    """Data side: the emulator as a runnable model (in the data party's ``dtype`` on its ``device``), with
+    the tokenizer it came with. Every tensor must have its place (strict: only tied copies such as the
+    output head may be absent)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     meta = w.meta
@@ -198,6 +200,7 @@ def rebuild(w: Weights) -> tuple[CausalLM, torch.nn.Module]:
                                 where="model.emulator.reply", fix="both parties must run the same strategy version")
     model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in tensors.items()}, strict=False)
     model.tie_weights()
+    model.to(device=device or torch.device("cpu"), dtype=dtype)
     model.eval()
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():
@@ -214,7 +217,7 @@ def fetch_emulator(data: DataParty, n_texts: int) -> tuple[CausalLM, torch.nn.Mo
     rebuild it in the data silo."""
     batch = TextBatch(data.public[:n_texts], purpose="distillation corpus")
     w = expect(data.model.call("emulator", batch), Weights)
-    return (*rebuild(w), w)
+    return (*rebuild(w, data.device, data.dtype), w)
 
 
 def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int,

@@ -1,0 +1,90 @@
+"""lm.dtype / lm.device: how 'auto' resolves, clear errors, and every LM path in bfloat16 on tiny models."""
+import dataclasses
+
+import pytest
+import torch
+
+from silobridge.bench.runner import run
+from silobridge.errors import ConfigError
+from silobridge.models import device as dev
+from silobridge.settings import TaskKind
+
+
+def test_auto_is_float32_on_a_cpu_without_bf16(monkeypatch):
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: False)
+    assert dev.resolve("auto", "cpu") == (torch.device("cpu"), torch.float32)
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: True)
+    assert dev.resolve("auto", "cpu") == (torch.device("cpu"), torch.bfloat16)
+    assert dev.resolve("float32", "cpu")[1] == torch.float32  # an explicit choice wins
+
+
+def test_cpu_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    for flags, native in (("fpu sse avx512f", False), ("fpu avx512f avx512_bf16", True), ("fpu amx_bf16", True)):
+        (tmp_path / "cpuinfo").write_text(f"processor : 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda p, *a, **k: real_open(tmp_path / "cpuinfo", *a, **k)
+                            if p == "/proc/cpuinfo" else real_open(p, *a, **k))
+        dev.cpu_has_bf16.cache_clear()
+        assert dev.cpu_has_bf16() is native
+    monkeypatch.setattr(builtins, "open", real_open)
+    dev.cpu_has_bf16.cache_clear()
+
+
+def test_bad_choices_are_clear_errors():
+    with pytest.raises(ConfigError, match="float16 is for GPUs"):
+        dev.resolve("float16", "cpu")
+    with pytest.raises(ConfigError, match="unknown dtype"):
+        dev.resolve("int4", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            dev.resolve("auto", "cuda")
+
+
+def test_config_refuses_unknown_values():
+    from silobridge.settings import LMConfig
+
+    with pytest.raises(ConfigError, match="lm.dtype"):
+        LMConfig(dtype="fp8")
+    with pytest.raises(ConfigError, match="lm.device"):
+        LMConfig(device="tpu")
+
+
+def with_dtype(cfg, dtype, **strategy):
+    return dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, dtype=dtype), strategy=strategy)
+
+
+def test_lm_zero_shot_in_each_dtype_agrees_closely(small_cfg, tmp_path):
+    full = run("lm-zero-shot", with_dtype(small_cfg, "float32"), tmp_path / "f32")
+    half = run("lm-zero-shot", with_dtype(small_cfg, "bfloat16"), tmp_path / "bf16")
+    assert full["env"]["model_party"]["dtype"] == "float32" and half["env"]["model_party"]["dtype"] == "bfloat16"
+    assert half["env"]["data_party"]["dtype"] == "bfloat16"
+    uf, uh = full["objectives"]["utility"], half["objectives"]["utility"]
+    assert abs(uf["perplexity"] - uh["perplexity"]) / uf["perplexity"] < 0.05
+    assert abs(uf["accuracy"] - uh["accuracy"]) <= 0.1
+
+
+# every other LM path in bfloat16: distillation and LoRA on the emulator, adapters plugged into the LM,
+# LoRA tuning of the LM, generation, DP-SGD (Opacus) on a bf16 generator
+BF16 = {"offsite-tuning": {"distill_steps": 3},
+        "reverse-distill": {},
+        "synthetic": {"per_class": 2, "max_new_tokens": 8, "min_agreement": 0.0, "min_words": 1, "noise_seed": 0},
+        "dp-synthetic": {"cut_bottom": 1, "cut_top": 1, "distill_steps": 2, "per_class": 4, "gen_epochs": 1,
+                         "min_words": 0, "max_new_tokens": 8}}
+
+
+@pytest.mark.parametrize("name", sorted(BF16))
+def test_every_lm_path_runs_in_bfloat16(name, small_cfg, tmp_path):
+    r = run(name, with_dtype(small_cfg, "bfloat16", **BF16[name]), tmp_path)
+    assert r["env"]["model_party"]["dtype"] == "bfloat16"
+    assert 0 <= r["objectives"]["utility"]["accuracy"] <= 1
+    if name != "synthetic":
+        assert r["objectives"]["utility"]["perplexity"] > 1
+
+
+def test_emulator_of_a_bf16_lm_carries_exact_float32_copies(small_cfg, tmp_path):
+    cfg = with_dtype(small_cfg, "bfloat16", distill_steps=2, bottom=1, top=1, stride=2)
+    cfg = dataclasses.replace(cfg, task=TaskKind.DOMAIN_LM)
+    leak = run("emulator", cfg, tmp_path)["objectives"]["model_leakage"]
+    assert 0 < leak["lm_param_share_exact"] <= leak["lm_param_share_declared"] < 1
