@@ -144,7 +144,11 @@ def load_lm(path: str | None = None, threads: int | None = None, dtype: str = "a
                              where=str(path), fix="pass a local directory saved with save_pretrained()")
     try:
         tok = AutoTokenizer.from_pretrained(src, **kw)
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=dt, **kw).to(dev)
+        # bf16 on a CPU: eager attention beats SDPA with a padding mask (1,291 vs 1,016 prompt tokens/s at
+        # 8 x 100 tokens, 1,283 vs 1,184 at 32 x 140; in float32 SDPA wins: 655 vs 586)
+        eager = dt == torch.bfloat16 and dev.type == "cpu"
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=dt, **kw,
+                                                     **({"attn_implementation": "eager"} if eager else {})).to(dev)
     except Exception as exc:  # any loader failure (missing file, corrupt safetensors, bad config)
         raise ModelError(f"cannot load the causal LM: {exc}", where=str(src),
                          fix="check the directory holds a complete causal-LM checkpoint and tokenizer") from exc
