@@ -144,8 +144,8 @@ def load_lm(path: str | None = None, threads: int | None = None, dtype: str = "a
                              where=str(path), fix="pass a local directory saved with save_pretrained()")
     try:
         tok = AutoTokenizer.from_pretrained(src, **kw)
-        # bf16 on a CPU: eager attention beats SDPA with a padding mask (1,291 vs 1,016 prompt tokens/s at
-        # 8 x 100 tokens, 1,283 vs 1,184 at 32 x 140; in float32 SDPA wins: 655 vs 586)
+        # bf16 on a CPU: eager attention beats SDPA with a padding mask (benchmarks/attention.py: 1,193 vs
+        # 1,158 prompt tokens/s at 8 x 100 tokens, 1,356 vs 1,182 at 32 x 140); float32 keeps SDPA
         eager = dt == torch.bfloat16 and dev.type == "cpu"
         model = AutoModelForCausalLM.from_pretrained(src, dtype=dt, **kw,
                                                      **({"attn_implementation": "eager"} if eager else {})).to(dev)
