@@ -20,7 +20,6 @@ from silobridge.boundary import Config, Entry, Ledger, TextBatch, expect
 from silobridge.configs import from_dict, to_dict
 from silobridge.data import load_reviews, load_table, make_splits
 from silobridge.data.task import Splits
-from silobridge.models.causal import perplexity
 from silobridge.models.device import resolve
 from silobridge.parties import DataParty
 from silobridge.parties.model_party import ModelServer, entry_key
@@ -133,8 +132,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
             # 3. evaluation: the data silo's LMs here; the model party's LMs by the model party, on
             #    texts sent under the declared 'evaluation_records' exposure
             if eval_texts:
-                lm_rows = {name: perplexity(lm, eval_texts, model=lm.model)
-                           for name, lm in side.language_models().items()}
+                lm_rows = side.evaluate(eval_texts)
                 if spec.model_lms:
                     data.admit(eval_texts, "evaluation_records")
                     batch = TextBatch(eval_texts, purpose="evaluation", exposure="evaluation_records")

@@ -45,6 +45,12 @@ class DataSide(ABC):
         party computes it; the model side's LMs are evaluated by the model party)."""
         return {}
 
+    def evaluate(self, texts: list[str]) -> dict[str, dict[str, float]]:
+        """The data party's own evaluation: perplexity of each of its causal LMs on ``texts``."""
+        from silobridge.models.causal import perplexity
+
+        return {name: perplexity(lm, texts, model=lm.model) for name, lm in self.language_models().items()}
+
 
 class ModelSide:
     """The model party's half of a strategy: no operations by default (nothing to serve)."""
