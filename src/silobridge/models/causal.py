@@ -78,6 +78,11 @@ def perplexity(lm: CausalLM, texts: list[str], max_len: int = 128, batch_size: i
             "tokens": count}
 
 
+def evaluate_lms(lms: dict[str, CausalLM], texts: list[str]) -> dict[str, dict[str, float]]:
+    """Perplexity and next-token accuracy of each named LM on ``texts`` (run by the party that holds them)."""
+    return {name: perplexity(lm, texts, model=lm.model) for name, lm in lms.items()}
+
+
 # --- emulators (layer-drop) -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EmulatorPlan:

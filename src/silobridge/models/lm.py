@@ -84,7 +84,7 @@ class CausalLM:
             self._digest = h.hexdigest()
         return self._digest
 
-    def mark_changed(self, what: str = "") -> None:
+    def mark_changed(self) -> None:
         """Call after changing the weights: the digest is computed anew when next needed."""
         self._digest = None
 

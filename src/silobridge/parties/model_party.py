@@ -138,15 +138,13 @@ class Session:
 
     def _evaluate(self, carrier: Carrier) -> Carrier:
         """Perplexity of the LMs this side deploys on texts the data party sent for evaluation."""
-        from silobridge.models.causal import perplexity
+        from silobridge.models.causal import evaluate_lms
 
         batch = expect(carrier, TextBatch)
         if batch.exposure != "evaluation_records":
             raise BoundaryError("evaluation texts must be sent under the 'evaluation_records' exposure",
                                 where="model.evaluate", fix="send TextBatch(..., exposure='evaluation_records')")
-        rows = {name: perplexity(lm, batch.items, model=lm.model)
-                for name, lm in self.side.language_models().items()}
-        return Config(values=rows)
+        return Config(values=evaluate_lms(self.side.language_models(), batch.items))
 
     def report(self) -> dict[str, Any]:
         """What the model party reports at the end of a session: its bill, time and what it revealed."""

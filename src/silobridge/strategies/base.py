@@ -47,9 +47,9 @@ class DataSide(ABC):
 
     def evaluate(self, texts: list[str]) -> dict[str, dict[str, float]]:
         """The data party's own evaluation: perplexity of each of its causal LMs on ``texts``."""
-        from silobridge.models.causal import perplexity
+        from silobridge.models.causal import evaluate_lms
 
-        return {name: perplexity(lm, texts, model=lm.model) for name, lm in self.language_models().items()}
+        return evaluate_lms(self.language_models(), texts)
 
 
 class ModelSide:

@@ -61,7 +61,6 @@ class TunedLMModel(LMServedModel):
                                 "one text", where="model.tune")
         lm, words = party.lm, words_for(cfg, party.task)
         lm.model = add_lora(lm.model, None, cfg.lora)
-        lm.mark_changed()
         out = {}
         if cfg.domain_lm:
             lm_losses = train_causal(lm.model, lm, batch.items, cfg.lora, desc="LoRA next-token")
