@@ -25,6 +25,7 @@ log = logging.getLogger("silobridge.http")
 
 SEQ_HEADER = "X-Silobridge-Seq"
 CONNECT_TIMEOUT = 10.0
+SMALL_BODY = 1 << 16  # bodies above this are checked against the service's limit first
 ERROR_BODY_LIMIT = 64 * 1024
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)  # the request never left
 DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)  # the connection broke mid-request
@@ -51,6 +52,7 @@ class HttpTransport(Transport):
                               fix="retries >= 0 and timeout > 0")
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.max_reply_bytes = max_reply_bytes
+        self._server_limit: int | None = None  # the service's request limit, read from /health when first needed
         self._client = httpx.Client(
             base_url=self.url, verify=_ssl_context(verify), follow_redirects=False,
             timeout=httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout)),
@@ -84,6 +86,16 @@ class HttpTransport(Transport):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _check_size(self, size: int, what: str) -> None:
+        """Refuse a body the service would refuse, before sending it: a server that answers 413 early and
+        closes the connection can otherwise reach a client still uploading as a dropped connection."""
+        if self._server_limit is None:
+            limit = self.health().get("max_bytes")
+            self._server_limit = int(limit) if isinstance(limit, int) and limit > 0 else 0
+        if self._server_limit and size > self._server_limit:
+            raise BoundaryError(f"{what}: {size:,} bytes exceeds the model party's limit of {self._server_limit:,}",
+                                where="--model-url", fix="send smaller batches (the service's policy.max_bytes)")
+
     # --- one request, retried where safe -----------------------------------------------------------
     def _json(self, path: str) -> Any:
         body = self._send("GET", path)
@@ -98,6 +110,8 @@ class HttpTransport(Transport):
         """Send one request; returns the reply body, or raises the server's typed error."""
         if payload is not None and not isinstance(payload, bytes):
             payload = bytes(payload)
+        if payload is not None and len(payload) > SMALL_BODY:
+            self._check_size(len(payload), f"{method} {path}")
         for attempt in range(self.retries + 1):
             try:
                 return self._once(method, path, payload, headers)
