@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from silobridge.errors import ModelError
-from silobridge.models.lm import load_lm, score_labels
+from silobridge.models.lm import encode_prompts, load_lm, score_labels, shared_prefix
 
 TEXTS = ["a short one", "a somewhat longer text about a product that tastes fine", "mid length text here"]
 TEMPLATE = "Review: {text}\nIs this review {labels}?"
@@ -20,6 +20,25 @@ def test_scores_are_normalised_and_batch_invariant(lm):
     assert one.shape == (3, 2)
     np.testing.assert_allclose(np.exp(one).sum(1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(one, many, atol=1e-4)  # left padding does not change the answer
+
+
+def test_shared_prefix_leaves_each_sequence_a_token():
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert shared_prefix([[1, 2, 3]]) == 2  # one prompt: all but the answer position is cached
+    assert shared_prefix([[7, 1], [8, 1]]) == 0 and shared_prefix([]) == 0
+
+
+def test_cached_prefix_gives_the_same_scores(lm):
+    words = ["positive", "negative"]
+    shots = (("Review: great value\nIs this review positive or negative?", "positive"),)
+    assert shared_prefix(encode_prompts(lm, TEXTS, TEMPLATE, 96, shots)) >= 4  # the demonstration and more
+    whole = score_labels(lm, TEXTS, TEMPLATE, words, batch_size=2, shots=shots, share_prefix=False)
+    for batch_size in (1, 2, 3):
+        np.testing.assert_allclose(score_labels(lm, TEXTS, TEMPLATE, words, batch_size=batch_size, shots=shots),
+                                   whole, atol=1e-4)
+    # a text's answer does not depend on which texts share its call (alone, its whole prompt is the prefix)
+    for i, text in enumerate(TEXTS):
+        np.testing.assert_allclose(score_labels(lm, [text], TEMPLATE, words, shots=shots)[0], whole[i], atol=1e-4)
 
 
 def test_meter_and_cache(lm, tmp_path):

@@ -57,6 +57,10 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
                                                  "(default: $SILOBRIDGE_HOME/model-party)"),
               tls_cert: Path = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)"),
               tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
+              batch_window_ms: float = typer.Option(5.0, "--batch-window-ms",
+                                                    help="label-scoring requests of different sessions arriving "
+                                                         "within this many ms on the same LM weights run as one "
+                                                         "batch (0 = no waiting)"),
               log_level: str = typer.Option("info", "--log-level",
                                             help="server log level: debug, info, warning, error")) -> None:
     """Serve the model party (the LM) over HTTP(S); data parties connect with its URL and API key.
@@ -65,13 +69,16 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
     if log_level.lower() not in LOG_LEVELS:
         raise ConfigError(f"unknown log level '{log_level}'", where="--log-level",
                           fix=f"one of: {', '.join(LOG_LEVELS)}")
+    if not 0 <= batch_window_ms <= 1000:
+        raise ConfigError(f"batch window {batch_window_ms} ms is out of range", where="--batch-window-ms",
+                          fix="pass a value in [0, 1000]")
     certfile, keyfile = _existing(tls_cert, "--tls-cert"), _existing(tls_key, "--tls-key")
     from silobridge.parties.model_party import ModelServer
     from silobridge.transports import http_server
 
     overrides = list(set_ or []) + ([f"lm.cache={str(cache).lower()}"] if cache is not None else [])
     cfg = build_config(config, overrides, lm=lm)
-    server = ModelServer(cfg.lm, cfg.policy, root=home_dir)
+    server = ModelServer(cfg.lm, cfg.policy, root=home_dir, batch_window=batch_window_ms / 1000)
     scheme = "https" if certfile else "http"
     err.print(f"model party: LM {cfg.lm.path or 'bundled default'}, cache {'on' if cfg.lm.cache else 'off'}, "
               f"directory {server.home}; listening on {scheme}://{host}:{port} (key from ${api_key_env})")

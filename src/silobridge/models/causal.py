@@ -66,7 +66,7 @@ def perplexity(lm: CausalLM, texts: list[str], max_len: int = 128, batch_size: i
     """Token-level perplexity and next-token accuracy of ``model`` (default ``lm.model``) on ``texts``."""
     model = model or lm.model
     model.eval()
-    seqs = [s for s in _encode(lm, texts, max_len) if len(s) >= 2]
+    seqs = sorted((s for s in _encode(lm, texts, max_len) if len(s) >= 2), key=len)  # similar lengths: less padding
     nll_sum, correct, count = 0.0, 0, 0
     for start in track(range(0, len(seqs), batch_size), "perplexity", total=-(-len(seqs) // batch_size)):
         ids, mask = _pad(seqs[start:start + batch_size], lm.tokenizer.pad_token_id or 0)

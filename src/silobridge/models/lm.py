@@ -184,59 +184,123 @@ def first_token_ids(lm: CausalLM, words: list[str]) -> list[int]:
     return ids
 
 
-def label_batches(lm: CausalLM, texts: list[str], user_template: str, max_text_tokens: int, batch_size: int,
-                  desc: str, shuffle_seed: int | None = None, shots: tuple[tuple[str, str], ...] = ()):
-    """Yield (row indices, ids, mask, position ids) of left-padded prompts whose last position is
-    where the answer word starts. Batches group similar lengths unless ``shuffle_seed`` is given."""
-    tok = lm.tokenizer
-    # 1. truncate each text to a token budget, 2. render the prompt around it
-    enc = []
+def encode_prompts(lm: CausalLM, texts: list[str], user_template: str, max_text_tokens: int,
+                   shots: tuple[tuple[str, str], ...] = ()) -> list[list[int]]:
+    """Token ids of each text's prompt, up to where the answer word starts: 1. truncate the text to a
+    token budget, 2. render the prompt (chat template, demonstrations) around it."""
+    tok, enc = lm.tokenizer, []
     for t in texts:
         ids = tok(t, add_special_tokens=False)["input_ids"][:max_text_tokens]
         prompt = build_prompt(lm, user_template.replace("{text}", tok.decode(ids)), shots)
         enc.append(tok(prompt, add_special_tokens=False)["input_ids"])
+    return enc
+
+
+def shared_prefix(seqs: list[list[int]]) -> int:
+    """Length of the token prefix every sequence starts with, leaving each at least one token of its own."""
+    if not seqs:
+        return 0
+    n = min(len(s) for s in seqs) - 1
+    first = seqs[0]
+    for s in seqs[1:]:
+        n = min(n, next((i for i in range(n) if s[i] != first[i]), n))
+    return max(n, 0)
+
+
+def prompt_batches(enc: list[list[int]], pad: int, batch_size: int, desc: str, skip: int = 0,
+                   shuffle_seed: int | None = None):
+    """Yield (row indices, ids, mask, position ids) of left-padded prompts (their first ``skip`` tokens
+    dropped: a shared prefix held in a KV cache) whose last position is where the answer word starts.
+    Batches group similar lengths unless ``shuffle_seed`` is given."""
     if shuffle_seed is None:
-        order = np.argsort([len(e) for e in enc])  # batch similar lengths: less padding
+        order = np.argsort([len(e) for e in enc], kind="stable")  # batch similar lengths: less padding
     else:
         order = np.random.default_rng(shuffle_seed).permutation(len(enc))
-    pad = tok.pad_token_id
     for start in track(range(0, len(order), batch_size), desc, total=-(-len(order) // batch_size)):
         rows = order[start:start + batch_size]
-        width = max(len(enc[i]) for i in rows)
+        width = max(len(enc[i]) - skip for i in rows)
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, i in enumerate(rows):  # left padding: the answer position is the last column
-            ids[r, width - len(enc[i]):] = torch.tensor(enc[i])
-            mask[r, width - len(enc[i]):] = 1
-        yield rows, ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+            ids[r, width - len(enc[i]) + skip:] = torch.tensor(enc[i][skip:])
+            mask[r, width - len(enc[i]) + skip:] = 1
+        yield rows, ids, mask, (mask.cumsum(-1) - 1).clamp(min=0) + skip
+
+
+def label_batches(lm: CausalLM, texts: list[str], user_template: str, max_text_tokens: int, batch_size: int,
+                  desc: str, shuffle_seed: int | None = None, shots: tuple[tuple[str, str], ...] = ()):
+    """:func:`prompt_batches` of the texts' prompts, whole (for training: no shared cache)."""
+    enc = encode_prompts(lm, texts, user_template, max_text_tokens, shots)
+    yield from prompt_batches(enc, lm.tokenizer.pad_token_id, batch_size, desc, shuffle_seed=shuffle_seed)
+
+
+MIN_SHARED_PREFIX = 4  # below this many shared tokens, a cached prefix saves less than it costs
+
+
+def _prefix_cache(model: torch.nn.Module, prefix: list[int], dev: torch.device) -> list[tuple[torch.Tensor, ...]]:
+    """Keys and values of every layer for ``prefix`` (batch 1), computed once."""
+    out = model(input_ids=torch.tensor([prefix], device=dev), use_cache=True, logits_to_keep=1)
+    return [(layer.keys, layer.values) for layer in out.cache.layers]
+
+
+def _batch_cache(model: torch.nn.Module, kv: list[tuple[torch.Tensor, ...]], b: int):
+    from transformers import DynamicCache
+
+    return DynamicCache([(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in kv],
+                        config=model.config)
 
 
 @torch.no_grad()
 def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words: list[str],
                  max_text_tokens: int = 96, batch_size: int = 8, desc: str = "LM scoring",
-                 cache_dir: Path | None = None, shots: tuple[tuple[str, str], ...] = ()) -> np.ndarray:
+                 cache_dir: Path | None = None, shots: tuple[tuple[str, str], ...] = (),
+                 share_prefix: bool = True) -> np.ndarray:
     """log P(first token of each label word | prompt(text)), renormalised over the labels: (n, k).
-    With ``cache_dir``, answers are memoised there (keyed by the weights' digest)."""
+    With ``cache_dir``, answers are memoised there (keyed by the weights' digest). ``share_prefix``:
+    the prompts' common opening is computed once per call and its keys and values reused by every batch
+    (the same numbers up to rounding; the meter still bills every prompt token)."""
     if cache_dir is not None:
         memo = ScoreCache(cache_dir, lm.digest(), user_template, label_words, max_text_tokens, shots)
         keys = [memo.key(t) for t in texts]
         todo = sorted({i for i, k in enumerate(keys) if k not in memo.rows})
         if todo:
             fresh = score_labels(lm, [texts[i] for i in todo], user_template, label_words, max_text_tokens,
-                                 batch_size, desc, shots=shots)
+                                 batch_size, desc, shots=shots, share_prefix=share_prefix)
             memo.rows.update({keys[i]: row for i, row in zip(todo, fresh)})
             memo.save()
         lm.meter.cached += len(texts) - len(todo)
         return np.stack([memo.rows[k] for k in keys]) if texts else np.zeros((0, len(label_words)), np.float32)
-    label_ids = first_token_ids(lm, label_words)
-    out = np.zeros((len(texts), len(label_words)), np.float32)
-    dev, _ = placement(lm.model)
-    for rows, ids, mask, pos in label_batches(lm, texts, user_template, max_text_tokens, batch_size, desc,
-                                              shots=shots):
-        logits = lm.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
-                          logits_to_keep=1).logits[:, -1]
-        lp = torch.log_softmax(logits.float(), -1)[:, label_ids]
-        out[rows] = torch.log_softmax(lp, -1).cpu().numpy()
-        lm.meter.calls += len(rows)
-        lm.meter.tokens_in += int(mask.sum())
+    enc = encode_prompts(lm, texts, user_template, max_text_tokens, shots)
+    out = renormalise(score_prompts(lm.model, enc, first_token_ids(lm, label_words), lm.tokenizer.pad_token_id,
+                                    batch_size, desc, share_prefix))
+    lm.meter.calls += len(enc)
+    lm.meter.tokens_in += sum(len(e) for e in enc)
+    return out
+
+
+def renormalise(logp: np.ndarray) -> np.ndarray:
+    """Log-probabilities of the label words, renormalised over the labels (rows sum to 1 in prob space)."""
+    return torch.log_softmax(torch.from_numpy(np.asarray(logp, np.float32)), -1).numpy()
+
+
+@torch.no_grad()
+def score_prompts(model: torch.nn.Module, enc: list[list[int]], token_ids: list[int], pad: int, batch_size: int,
+                  desc: str = "LM scoring", share_prefix: bool = True) -> np.ndarray:
+    """log P(token | prompt) at the end of each encoded prompt for each of ``token_ids``: (n, len(token_ids)),
+    normalised over the whole vocabulary. Meters nothing (the caller bills)."""
+    out = np.zeros((len(enc), len(token_ids)), np.float32)
+    dev, _ = placement(model)
+    # every prompt opens with the same tokens (system prompt, demonstrations, the template's head): run
+    # them once and let each batch attend to their cached keys and values
+    skip = shared_prefix(enc) if share_prefix else 0
+    kv = _prefix_cache(model, enc[0][:skip], dev) if skip >= MIN_SHARED_PREFIX else None
+    skip = skip if kv is not None else 0
+    for rows, ids, mask, pos in prompt_batches(enc, pad, batch_size, desc, skip=skip):
+        extra = {}
+        if kv is not None:
+            mask = torch.cat([torch.ones((len(rows), skip), dtype=mask.dtype), mask], 1)
+            extra = {"cache": _batch_cache(model, kv, len(rows)), "use_cache": True}
+        logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=pos.to(dev),
+                       logits_to_keep=1, **extra).logits[:, -1]
+        out[rows] = torch.log_softmax(logits.float(), -1)[:, token_ids].cpu().numpy()
     return out

@@ -11,6 +11,7 @@ import resource
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from silobridge.configs import from_dict
 from silobridge.data.task import TaskSpec
 from silobridge.errors import BoundaryError, RemoteError, SilobridgeError
 from silobridge.home import home
-from silobridge.models.lm import CausalLM, Meter, load_lm
+from silobridge.models.lm import CausalLM, Meter, load_lm, score_labels
+from silobridge.parties.batching import ScoreBatcher
 from silobridge.rng import PartyRNG
 from silobridge.settings import LMConfig, PolicyConfig, TaskKind
 
@@ -64,6 +66,17 @@ class ModelParty:
         self.cache_dir = cache_dir
         self.meter = Meter()
         self._lm: CausalLM | None = None
+        self.batcher: ScoreBatcher | None = None  # set by the server while a batchable operation runs
+
+    def score_labels(self, texts: list[str], user_template: str, label_words: list[str], max_text_tokens: int,
+                     batch_size: int, desc: str, shots: tuple[tuple[str, str], ...] = ()):
+        """The LM's label log-probs for ``texts``: from the score cache (``lm.cache``), else batched with
+        other sessions' concurrent requests when the server allows it, else scored here."""
+        if self.batcher is not None and not self.cache:
+            return self.batcher.score(self.lm, texts, user_template, label_words, max_text_tokens, batch_size,
+                                      desc, shots)
+        return score_labels(self.lm, texts, user_template, label_words, max_text_tokens, batch_size, desc,
+                            cache_dir=self.cache_dir if self.cache else None, shots=shots)
 
     @property
     def lm(self) -> CausalLM:
@@ -166,14 +179,16 @@ class Session:
 class ModelServer:
     """The model party's service: its LM config, egress policy and directory (ledgers, cache); the
     sessions it hosts. Operations run one at a time (they share the process's threads and the
-    generators each session swaps in)."""
+    generators each session swaps in), except batchable ones (label scoring), which wait up to
+    ``batch_window`` seconds for concurrent requests on the same weights and run with them."""
 
-    def __init__(self, lm: LMConfig, policy: PolicyConfig, root: Path | None = None):
+    def __init__(self, lm: LMConfig, policy: PolicyConfig, root: Path | None = None, batch_window: float = 0.005):
         self.lm_config, self.policy_config = lm, policy
         self.home = Path(root) if root else home() / "model-party"
         self.max_bytes = policy.max_bytes
         self.sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self.batcher = ScoreBatcher(threading.Condition(self._lock), batch_window)
 
     def policy_for(self, party: ModelParty) -> Policy:
         return Policy([MaxBytes(self.max_bytes), NoModelWeights(lambda: party.lm.parameters())])
@@ -216,9 +231,13 @@ class ModelServer:
             if seq != expected:
                 raise BoundaryError(f"request {seq} is out of order (the session expects {expected})",
                                     where=f"model.{op}", fix="send a session's calls one at a time, in order")
-            with self._lock, s.rng.scope(), progress.phases(s.phases):
+            batchable = op in s.side.batchable_ops
+            # a batchable operation may release the lock while it waits for companions, so it must not
+            # hold the session's random state (another session's could be swapped in meanwhile)
+            with self._lock, (nullcontext() if batchable else s.rng.scope()), progress.phases(s.phases):
                 t0 = time.perf_counter()
                 _, carrier = s.gate.receive(payload, "data", op)
+                s.party.batcher = self.batcher if batchable else None
                 try:
                     reply = Config(values={"closed": True}) if op == CLOSE else s.handle(op, carrier)
                 except SilobridgeError:
@@ -228,6 +247,7 @@ class ModelServer:
                     raise RemoteError(f"operation '{op}' failed: {type(exc).__name__}: {exc}", where=f"model.{op}",
                                       fix="see the model party's log; check the strategy's options") from exc
                 finally:
+                    s.party.batcher = None
                     s.busy += time.perf_counter() - t0
                 _, out = s.gate.send(reply, "data", op + ".reply")
             s.last = (seq, out)

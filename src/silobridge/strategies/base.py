@@ -55,6 +55,10 @@ class DataSide(ABC):
 class ModelSide:
     """The model party's half of a strategy: no operations by default (nothing to serve)."""
 
+    # operations that only score (no randomness, no change of state): the server may run them together
+    # with other sessions' requests on the same weights (see silobridge.parties.batching)
+    batchable_ops: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(self, config: Any, party: ModelParty):
         self.config = config
         self.party = party

@@ -87,6 +87,8 @@ class PromptModelSide(ModelSide):
     chooses and keeps) and 'score' (texts -> SoftLabels of label log-probs, the demonstrations as
     earlier chat turns)."""
 
+    batchable_ops = frozenset({"score"})
+
     def __init__(self, config, party: ModelParty):
         super().__init__(config, party)
         self.shots: tuple[tuple[str, str], ...] = ()
@@ -104,9 +106,8 @@ class PromptModelSide(ModelSide):
     def score(self, carrier: Carrier) -> Carrier:
         cfg, party = self.config, self.party
         words = words_for(cfg, party.task)
-        logp = score_labels(party.lm, texts_of(carrier, "score"), prompt_for(cfg, party.task, words), words,
-                            cfg.max_text_tokens, cfg.batch_size, desc=f"LM scoring {carrier.purpose}",
-                            cache_dir=party.cache_dir if party.cache else None, shots=self.shots)
+        logp = party.score_labels(texts_of(carrier, "score"), prompt_for(cfg, party.task, words), words,
+                                  cfg.max_text_tokens, cfg.batch_size, f"LM scoring {carrier.purpose}", self.shots)
         return SoftLabels(values=logp, log=True, label_names=list(party.task.label_names))
 
 
