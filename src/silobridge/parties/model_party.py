@@ -5,6 +5,7 @@ reach it only with encoded carriers (:meth:`ModelServer.open` / :meth:`ModelServ
 process or through a network transport."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import resource
@@ -255,6 +256,10 @@ class ModelServer:
                 self._report_path(sid).write_text(json.dumps(s.report(), sort_keys=True))
                 del self.sessions[sid]
         return out
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of the service: open sessions; scoring requests, forward rounds and texts batched."""
+        return {"sessions": len(self.sessions), "batching": dataclasses.asdict(self.batcher.stats)}
 
     def _report_path(self, sid: str) -> Path:
         if not sid.isalnum():

@@ -7,6 +7,7 @@ Endpoints (all but ``/health`` need ``Authorization: Bearer <key>``)::
     GET  /health                          {"status": "ok", ...}
     POST /v1/sessions                     body: encoded 'open' carrier   -> encoded reply
     POST /v1/sessions/{sid}/ops/{op}      body: encoded carrier, header X-Silobridge-Seq: <int>
+    GET  /v1/stats                        the service's counters (open sessions, batched scoring)
     GET  /v1/sessions/{sid}/ledger        the session's ledger (JSON list)
     GET  /v1/sessions/{sid}/report        a closed session's report (JSON object)
 
@@ -210,6 +211,11 @@ def create_app(server: "ModelServer", api_key: str) -> FastAPI:
         seq = _seq(request)
         payload = await read_body(request, server.max_bytes)
         return reply(await _blocking(server.call, sid, seq, op, payload))
+
+    @app.get("/v1/stats", dependencies=auth)
+    async def stats() -> dict[str, Any]:
+        """The service's counters (open sessions, scoring requests batched)."""
+        return server.stats() if hasattr(server, "stats") else {}
 
     @app.get("/v1/sessions/{sid}/ledger", dependencies=auth)
     async def ledger(sid: str) -> JSONResponse:
