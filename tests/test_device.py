@@ -88,3 +88,24 @@ def test_emulator_of_a_bf16_lm_carries_exact_float32_copies(small_cfg, tmp_path)
     cfg = dataclasses.replace(cfg, task=TaskKind.DOMAIN_LM)
     leak = run("emulator", cfg, tmp_path)["objectives"]["model_leakage"]
     assert 0 < leak["lm_param_share_exact"] <= leak["lm_param_share_declared"] < 1
+
+
+def test_frozen_heads_get_contiguous_input(tiny_lm_dir):
+    """The head's input is made contiguous (torch's slow path for a strided slice and a frozen weight),
+    for the loaded LM, after PEFT freezes it, and in a copy (an emulator)."""
+    import copy
+
+    from silobridge.models.lm import load_lm
+    from silobridge.models.lora import LoraSpec, add_lora
+
+    lm = load_lm(tiny_lm_dir, dtype="float32")
+    peft = add_lora(lm.model, None, LoraSpec())
+    for model in (peft, copy.deepcopy(peft)):
+        seen = []
+        head = model.get_output_embeddings()
+        assert not head.weight.requires_grad  # frozen: the case torch handles slowly
+        handle = head.register_forward_pre_hook(lambda m, args: seen.append(args[0].is_contiguous()))
+        with torch.no_grad():
+            model(input_ids=torch.tensor([[1, 2, 3, 4]] * 2), logits_to_keep=1)
+        handle.remove()
+        assert seen == [True]

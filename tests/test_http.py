@@ -729,6 +729,9 @@ def test_a_run_over_http_matches_the_in_process_run(small_cfg, tmp_path):
     server = ModelServer(small_cfg.lm, small_cfg.policy, root=tmp_path / "model-party")
     with running(server) as r:
         remote = run("lm-zero-shot", small_cfg, tmp_path / "remote", remote=Remote(r.url, KEY))
+        assert httpx.get(f"{r.url}/v1/stats", timeout=10).status_code == 401  # counters need the key
+        stats = httpx.get(f"{r.url}/v1/stats", headers=AUTH, timeout=10).json()
+        assert stats["sessions"] == 0 and stats["batching"]["requests"] == stats["batching"]["rounds"] >= 1
     assert remote["transport"]["kind"] == "http" and remote["transport"]["ledgers_agree"]
     assert remote["transport"]["model_entries"] == local["transport"]["model_entries"] > 0
     for key in ("utility", "communication", "privacy"):

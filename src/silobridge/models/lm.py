@@ -12,7 +12,7 @@ import torch
 
 from silobridge.errors import ModelError
 from silobridge.home import home
-from silobridge.models.device import placement
+from silobridge.models.device import contiguous_head, placement
 from silobridge.progress import track
 
 DEFAULT_LM = "smollm2-135m-instruct"
@@ -156,7 +156,7 @@ def load_lm(path: str | None = None, threads: int | None = None, dtype: str = "a
         tok.pad_token = tok.eos_token or tok.unk_token
     tok.padding_side = "left"
     model.eval()
-    return CausalLM(tok, model, name)
+    return CausalLM(tok, contiguous_head(model), name)
 
 
 def build_prompt(lm: CausalLM, user: str, shots: tuple[tuple[str, str], ...] = ()) -> str:

@@ -22,6 +22,7 @@ from silobridge.configs import check, option
 from silobridge.errors import BoundaryError, ModelError
 from silobridge.models.causal import (EmulatorPlan, build_emulator, dequantize_int8, distill_emulator, n_layers,
                                       n_params, quantize_int8)
+from silobridge.models.device import contiguous_head
 from silobridge.models.lm import CausalLM
 from silobridge.models.lora import LoraSpec, add_lora, train_causal, train_label_scoring
 from silobridge.strategies.base import DataParty, ModelParty, ModelSide
@@ -202,6 +203,7 @@ def rebuild(w: Weights, device: torch.device | None = None,
     model.tie_weights()
     model.to(device=device or torch.device("cpu"), dtype=dtype)
     model.eval()
+    contiguous_head(model)
     with tempfile.TemporaryDirectory() as tmp:
         for name, text in files.items():
             (Path(tmp) / name).write_text(text)
