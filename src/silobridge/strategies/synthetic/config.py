@@ -11,7 +11,7 @@ class SyntheticConfig:
     max_new_tokens: int = option(60, "most tokens the LM writes per synthetic text (bounds LM cost)")
     temperature: float = option(0.9, "LM sampling temperature (higher: more varied, less on-label)")
     top_p: float = option(0.95, "LM nucleus-sampling mass")
-    batch_size: int = option(8, "LM generation batch size")
+    batch_size: int = option(32, "LM generation batch size (larger: faster on a CPU, more memory)")
     terms_per_prompt: int = option(3, "round 1: prototype terms each generation request mentions "
                                       "(drawn from the class's released terms)")
     # --- the data party's filters --------------------------------------------------------------
