@@ -102,3 +102,19 @@ def test_demonstrations_become_earlier_chat_turns(lm):
     plain = score_labels(lm, TEXTS, TEMPLATE, ["positive", "negative"])
     few = score_labels(lm, TEXTS, TEMPLATE, ["positive", "negative"], shots=shots)
     assert not np.allclose(plain, few)
+
+
+def test_tuned_lm_is_served_merged_with_the_same_answers(tiny_lm_dir):
+    from silobridge.models.lora import LoraSpec, add_lora
+    from silobridge.strategies.lm_tuning import merge
+
+    lm = load_lm(tiny_lm_dir, dtype="float32")
+    lm.model = add_lora(lm.model, None, LoraSpec())
+    for name, p in lm.model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.5)
+    tuned = score_labels(lm, TEXTS, TEMPLATE, ["positive", "negative"])
+    digest = lm.digest()
+    merge(lm)
+    assert not hasattr(lm.model, "peft_config") and lm.digest() != digest  # plain weights, a new digest
+    np.testing.assert_allclose(score_labels(lm, TEXTS, TEMPLATE, ["positive", "negative"]), tuned, atol=1e-4)

@@ -127,7 +127,8 @@ class Session:
         self.rng = PartyRNG(seed)
         self.phases: dict[str, float] = {}
         self.busy = 0.0
-        self.sent_arrays: set[str] = set()
+        self.exact_sent: dict[str, int] = {}  # LM parameters that left bit-exactly: name -> size
+        self.lm_size = 0  # the LM's parameter count when they left (before any tuning changes it)
         ledger = Ledger(server.home / "sessions" / sid / "ledger.jsonl")
         self.gate = Gate("model", server.policy_for(self.party), ledger, declared=spec.exposes)
         self.gate.observers.append(self._watch)
@@ -138,9 +139,18 @@ class Session:
             self.ops = self.side.ops()
 
     def _watch(self, entry, carrier: Carrier, payload: bytes) -> None:
-        if entry.sender == "model":  # what left this silo: bit-exact copies of LM tensors are counted at close
-            self.sent_arrays |= {array_digest(a) for a in carrier.arrays().values()
-                                 if a.dtype.kind == "f" and a.size >= 256}
+        if entry.sender != "model" or not self.party.lm_loaded:
+            return
+        # what left this silo: bit-exact copies of the LM's tensors, compared with the LM as it is now
+        # (a strategy may tune the LM later; the share revealed is of the owner's weights)
+        sent = {array_digest(a) for a in carrier.arrays().values() if a.dtype.kind == "f" and a.size >= 256}
+        if sent:
+            self.lm_size = 0
+            for name, p in self.party.lm.model.named_parameters():
+                a = p.detach().float().cpu().numpy()
+                self.lm_size += a.size
+                if array_digest(a) in sent:
+                    self.exact_sent[name] = a.size
 
     def handle(self, op: str, carrier: Carrier) -> Carrier:
         if op == EVALUATE:
@@ -163,12 +173,10 @@ class Session:
     def report(self) -> dict[str, Any]:
         """What the model party reports at the end of a session: its bill, time and what it revealed."""
         m = self.party.meter
-        exact = total = 0
-        if self.party.lm_loaded:
-            for p in self.party.lm.parameters():
-                total += p.size
-                if self.sent_arrays and array_digest(p) in self.sent_arrays:
-                    exact += p.size
+        exact = sum(self.exact_sent.values())
+        total = self.lm_size
+        if not total and self.party.lm_loaded:
+            total = sum(p.numel() for p in self.party.lm.model.parameters())
         return {"lm_queries": {"calls": m.calls + m.cached, "tokens_in": m.tokens_in, "tokens_out": m.tokens_out,
                                "cached": m.cached},
                 "busy_seconds": round(self.busy, 3), "phase_seconds": progress.phase_seconds(self.phases),

@@ -11,6 +11,8 @@ import numpy as np
 from silobridge.boundary import Carrier, Metrics, TextBatch, expect
 from silobridge.configs import check, option
 from silobridge.errors import BoundaryError
+from silobridge.models.device import contiguous_head
+from silobridge.models.lm import CausalLM
 from silobridge.models.lora import LoraSpec, add_lora, train_causal, train_label_scoring
 from silobridge.strategies.lm_served import LMServedModel
 from silobridge.strategies.prompting import PROMPT_PARAMS, PromptConfig, prompt_for, words_for
@@ -34,6 +36,15 @@ class LMTuneConfig(PromptConfig):
     @property
     def lora(self) -> LoraSpec:
         return LoraSpec(r=self.lora_r, alpha=2 * self.lora_r, lr=self.lora_lr, epochs=self.lora_epochs)
+
+
+def merge(lm: CausalLM) -> None:
+    """Fold the trained adapters into the LM's weights for serving: unmerged LoRA on every layer makes each
+    forward ≈ 1.6x slower on a CPU (float32 adapters beside bfloat16 weights). In bfloat16 the merged
+    weights are rounded to bfloat16, like the rest of the served LM."""
+    lm.model = contiguous_head(lm.model.merge_and_unload())
+    lm.model.eval()
+    lm.mark_changed()
 
 
 class TunedLMModel(LMServedModel):
@@ -67,7 +78,7 @@ class TunedLMModel(LMServedModel):
             out |= {"lm_loss_first": lm_losses[0], "lm_loss_last": lm_losses[-1]}
         losses = train_label_scoring(lm.model, lm, batch.items, targets, prompt_for(cfg, party.task, words), words,
                                      cfg.lora, cfg.max_text_tokens, desc="LoRA on labels")
-        lm.mark_changed()
+        merge(lm)
         return Metrics(values=out | {"loss_first": losses[0], "loss_last": losses[-1], "texts": len(batch.items)})
 
     def tune_lm(self, carrier: Carrier) -> Carrier:
@@ -77,5 +88,5 @@ class TunedLMModel(LMServedModel):
         lm = self.party.lm
         lm.model = add_lora(lm.model, None, self.config.lora)
         losses = train_causal(lm.model, lm, batch.items, self.config.lora, desc="LoRA next-token")
-        lm.mark_changed()
+        merge(lm)
         return Metrics(values={"lm_loss_first": losses[0], "lm_loss_last": losses[-1], "texts": len(batch.items)})
