@@ -47,8 +47,9 @@ def main() -> None:
             shots = (choose_demos(lm, demo_pool, user, list(words), PromptConfig(n_shots=args.shots))
                      if args.shots else ())
             logp = score_labels(lm, val.texts, user, list(words), shots=shots)
+            bias = score_labels(lm, demo_pool, user, list(words), shots=shots).mean(0)  # as deployed: other texts
             for cal in Calibration:
-                p = calibrate(logp, cal, prior)
+                p = calibrate(logp, cal, prior, bias)
                 rows.append((roc_auc_score(y == 0, p[:, 0]), float((p.argmax(1) == y).mean()), tname, words, cal.value))
             print(f"{tname:10} {'/'.join(words):18} shots {args.shots} AUC {rows[-1][0]:.3f}", flush=True)
     print("\nbest by AUC (then accuracy):")

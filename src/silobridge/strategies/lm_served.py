@@ -7,19 +7,20 @@ import numpy as np
 
 from silobridge.boundary import SoftLabels, TextBatch, expect
 from silobridge.strategies.base import DataParty, DataSide
-from silobridge.strategies.prompting import PromptModelSide, calibrate, request_demos
+from silobridge.strategies.prompting import PromptModelSide, calibrate, label_bias, request_demos
 
 
 class LMServedData(DataSide):
     def fit(self, data: DataParty) -> None:
         request_demos(data, self.config)  # few-shot only: public texts for the demonstrations
         self.prior = data.label_prior()  # for calibration; computed locally
+        self.bias = label_bias(data, self.config)  # the final LM's label bias, on public texts
 
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
         # 1. ship the inference inputs to the LM (a declared exposure), 2. calibrate locally
         batch = TextBatch(texts, purpose="inference", exposure="inference_records")
         reply = expect(data.model.call("score", batch), SoftLabels)
-        return calibrate(reply.values, self.config.calibration, self.prior)
+        return calibrate(reply.values, self.config.calibration, self.prior, self.bias)
 
 
 class LMServedModel(PromptModelSide):

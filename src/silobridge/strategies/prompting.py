@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from silobridge.boundary import Carrier, Metrics, SoftLabels, TextBatch
+from silobridge.boundary import Carrier, Metrics, SoftLabels, TextBatch, expect
 from silobridge.configs import check, option
 from silobridge.data.task import TaskSpec
 from silobridge.errors import BoundaryError
@@ -18,8 +18,8 @@ from silobridge.strategies.base import ModelSide
 
 class Calibration(enum.Enum):
     NONE = "none"  # use the LM's label probabilities as they are
-    MEAN = "mean"  # remove the LM's label bias: centre each class's log-prob over the scored batch
-    PRIOR = "prior"  # centre, then add the log class prior of the data party's private labels
+    MEAN = "mean"  # remove the LM's label bias: its mean log-prob per class on public texts, not the test batch
+    PRIOR = "prior"  # remove the bias, then add the log class prior of the data party's private labels
 
 
 @dataclass
@@ -29,6 +29,8 @@ class PromptConfig:
     label_words: tuple[str, ...] = option((), "answer word per class, in label order; empty = the task's "
                                               "verbalizer (else its label names)")
     calibration: Calibration = option(Calibration.PRIOR, "data-side calibration: none, mean or prior")
+    calibration_texts: int = option(200, "public texts the LM scores once, after any tuning, to estimate its label "
+                                         "bias for mean/prior calibration (never the texts being classified)")
     n_shots: int = option(0, "in-context demonstrations per class, drawn from the public pool and labelled by "
                              "the LM's own most confident zero-shot answers (0 = zero-shot)")
     demo_pool: int = option(100, "public texts sent to choose the demonstrations from (with n_shots > 0)")
@@ -42,6 +44,7 @@ class PromptConfig:
         check(self.batch_size >= 1, "strategy.batch_size", self.batch_size, ">= 1")
         check(0 <= self.n_shots <= 8, "strategy.n_shots", self.n_shots, "in [0, 8]")
         check(self.demo_pool >= 1, "strategy.demo_pool", self.demo_pool, ">= 1")
+        check(self.calibration_texts >= 1, "strategy.calibration_texts", self.calibration_texts, ">= 1")
 
 
 def words_for(cfg: PromptConfig, task: TaskSpec) -> list[str]:
@@ -117,11 +120,25 @@ def request_demos(data, cfg: PromptConfig) -> None:
         data.model.call("demos", TextBatch(data.public[:cfg.demo_pool], purpose="demonstration pool"))
 
 
-def calibrate(logp: np.ndarray, mode: Calibration, prior: np.ndarray | None = None) -> np.ndarray:
-    """Turn returned label log-probs into probabilities (runs on the data party; sends nothing)."""
+def label_bias(data, cfg: PromptConfig) -> np.ndarray | None:
+    """Data side: the served LM's mean label log-probs on ``cfg.calibration_texts`` public texts (what mean
+    and prior calibration subtract), or None without calibration. Call it once the LM is final."""
+    if cfg.calibration is Calibration.NONE:
+        return None
+    batch = TextBatch(data.public[:cfg.calibration_texts], purpose="calibration")
+    return np.asarray(expect(data.model.call("score", batch), SoftLabels).values).mean(0)
+
+
+def calibrate(logp: np.ndarray, mode: Calibration, prior: np.ndarray | None = None,
+              bias: np.ndarray | None = None) -> np.ndarray:
+    """Turn returned label log-probs into probabilities (runs on the data party; sends nothing). ``bias``:
+    the LM's mean log-prob per class on other texts (public ones, :func:`label_bias`), required by mean
+    and prior calibration, so that no statistic of the texts being classified shapes their predictions."""
     z = np.asarray(logp, dtype=np.float64)
     if mode is not Calibration.NONE:
-        z = z - z.mean(0, keepdims=True)
+        if bias is None:
+            raise ValueError(f"'{mode.value}' calibration needs the LM's label bias measured on other texts")
+        z = z - np.asarray(bias, dtype=np.float64)[None, :]
     if mode is Calibration.PRIOR and prior is not None:
         z = z + np.log(prior)
     z = z - z.max(1, keepdims=True)

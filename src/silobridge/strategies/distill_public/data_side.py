@@ -15,8 +15,9 @@ class DistillPublicData(DataSide):
         # 1. ask the LM for label log-probs on the public pool (public texts only cross)
         request_demos(data, c)
         reply = expect(data.model.call("score", TextBatch(data.public, purpose="public pool")), SoftLabels)
-        # 2. calibrate locally, then soften/sharpen with the temperature
-        p = calibrate(reply.values, c.calibration, data.label_prior())
+        # 2. calibrate locally (the LM's label bias measured on the pool itself: public texts), then
+        #    soften/sharpen with the temperature
+        p = calibrate(reply.values, c.calibration, data.label_prior(), bias=np.mean(reply.values, 0))
         soft = p ** (1.0 / c.temperature)
         soft /= soft.sum(1, keepdims=True)
         keep = p.max(1) >= c.min_confidence

@@ -7,7 +7,7 @@ import numpy as np
 from silobridge.models.lm import CausalLM, score_labels
 from silobridge.strategies.base import DataParty, DataSide, TaskKind
 from silobridge.strategies.emulation import AdaptersOff, fetch_and_tune
-from silobridge.strategies.prompting import calibrate, prompt_for, words_for
+from silobridge.strategies.prompting import Calibration, calibrate, prompt_for, words_for
 
 
 def emulator_report(w, losses) -> dict:
@@ -22,13 +22,19 @@ class EmulatorData(DataSide):
                                                          raw_text=self.kind is TaskKind.DOMAIN_LM)
         self.prior = data.label_prior()
         self.report = emulator_report(w, losses)
+        self.bias = None
+        if self.kind is TaskKind.CLASSIFY and self.config.calibration is not Calibration.NONE:
+            # the tuned emulator's label bias, on public texts (scored here, in the data silo)
+            self.bias = self._scores(data, data.public[:self.config.calibration_texts], "emulator calibration").mean(0)
 
-    def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
+    def _scores(self, data: DataParty, texts: list[str], desc: str) -> np.ndarray:
         c = self.config
         words = words_for(c, data.task)
-        user = prompt_for(c, data.task, words)
-        logp = score_labels(self.emu_lm, texts, user, words, c.max_text_tokens, c.batch_size, "emulator scoring")
-        return calibrate(logp, c.calibration, self.prior)
+        return score_labels(self.emu_lm, texts, prompt_for(c, data.task, words), words, c.max_text_tokens,
+                            c.batch_size, desc)
+
+    def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
+        return calibrate(self._scores(data, texts, "emulator scoring"), self.config.calibration, self.prior, self.bias)
 
     def language_models(self) -> dict[str, CausalLM]:
         return {"emulator": CausalLM(self.emu_lm.tokenizer, AdaptersOff(self.tuned), "emulator"),
