@@ -10,6 +10,7 @@ from silobridge.configs import check
 from silobridge.models.device import placement
 from silobridge.models.causal import _encode
 from silobridge.models.lm import CausalLM
+from silobridge.privacy.noise import DPGenerators
 from silobridge.progress import track
 
 
@@ -38,12 +39,16 @@ def noise_for(spec: DPSpec, sample_rate: float, epochs: int) -> float:
 
 
 def dp_train_causal(model: torch.nn.Module, lm: CausalLM, texts: list[str], spec: DPSpec, *, lr: float,
-                    epochs: int, batch_size: int, max_len: int, seed: int = 0) -> tuple[list[float], float]:
+                    epochs: int, batch_size: int, max_len: int, seed: int = 0,
+                    noise_seed: int | None = None) -> "DPRun":
     """Next-token loss with DP-SGD (Poisson sampling, per-example clipping, Gaussian noise) on the
-    trainable parameters of ``model``. Returns (loss per step, epsilon spent at ``spec.delta``)."""
+    trainable parameters of ``model``. Returns a :class:`DPRun` (epsilon spent at ``spec.delta``).
+    Sampling and noise come from :class:`silobridge.privacy.noise.DPGenerators` (``noise_seed=None``:
+    secret, reseeded every step); ``seed`` only seeds what the guarantee does not rest on."""
     from opacus import PrivacyEngine
 
     torch.manual_seed(seed)
+    gens = DPGenerators(noise_seed)
     seqs = [s for s in _encode(lm, texts, max_len) if len(s) >= 2]
     pad = lm.tokenizer.pad_token_id or 0
     ids = torch.full((len(seqs), max_len), pad, dtype=torch.long)
@@ -51,7 +56,7 @@ def dp_train_causal(model: torch.nn.Module, lm: CausalLM, texts: list[str], spec
     for r, s in enumerate(seqs):
         ids[r, :len(s)], mask[r, :len(s)] = torch.tensor(s), 1
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(ids, mask), batch_size=batch_size,
-                                         generator=torch.Generator().manual_seed(seed))
+                                         generator=gens.sampling)  # Poisson sampling draws from it
     params = [p for p in model.parameters() if p.requires_grad]
     dev, _ = placement(model)
     opt = torch.optim.AdamW(params, lr=lr)
@@ -59,11 +64,14 @@ def dp_train_causal(model: torch.nn.Module, lm: CausalLM, texts: list[str], spec
     model.train()
     private_model, opt, loader = engine.make_private_with_epsilon(
         module=model, optimizer=opt, data_loader=loader, target_epsilon=spec.epsilon, target_delta=spec.delta,
-        epochs=epochs, max_grad_norm=spec.max_grad_norm, noise_generator=torch.Generator().manual_seed(seed + 1))
+        epochs=epochs, max_grad_norm=spec.max_grad_norm, noise_generator=gens.noise)
+    opt.secure_mode = True  # Opacus' floating-point-safe Gaussian (needs no csprng; our generators are secret)
     losses = []
     for epoch in range(epochs):
+        gens.step()
         for b_ids, b_mask in track(loader, f"DP-SGD epoch {epoch + 1}/{epochs}", total=len(loader)):
             if len(b_ids) == 0:  # Poisson sampling can draw an empty batch
+                gens.step()
                 continue
             b_ids, b_mask = b_ids.to(dev), b_mask.to(dev)
             logits = private_model(input_ids=b_ids, attention_mask=b_mask).logits[:, :-1].float()
@@ -74,13 +82,26 @@ def dp_train_causal(model: torch.nn.Module, lm: CausalLM, texts: list[str], spec
             opt.zero_grad()
             loss.backward()
             opt.step()
+            gens.step()  # the next batch's sampling and noise: fresh secret seeds
             losses.append(loss.item())
     model.eval()
     eps = float(engine.get_epsilon(spec.delta))
     # GradSampleModule hooks stay on the wrapped model: remove them so it can run normally again
     if hasattr(private_model, "_close"):
         private_model._close()
-    return losses, eps
+    return DPRun(losses, eps, float(opt.noise_multiplier), float(loader.sample_rate), len(losses))
+
+
+@dataclass(frozen=True)
+class DPRun:
+    """What one DP-SGD run did: its losses, the epsilon its accountant reports, and the mechanism it
+    ran (noise multiplier, Poisson sample rate, noised steps taken), for an independent check."""
+
+    losses: list[float]
+    epsilon: float
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
 
 
 def achieved_epsilon(sample_rate: float, steps: int, noise: float, delta: float, accountant: str = "rdp") -> float:
@@ -92,4 +113,4 @@ def achieved_epsilon(sample_rate: float, steps: int, noise: float, delta: float,
     return float(acc.get_epsilon(delta))
 
 
-__all__ = ["DPSpec", "noise_for", "dp_train_causal", "achieved_epsilon"]
+__all__ = ["DPRun", "DPSpec", "noise_for", "dp_train_causal", "achieved_epsilon"]

@@ -22,9 +22,11 @@ count matrix is (epsilon, delta)-DP, and so is every function of it, including t
 Under replace-one neighbouring the same sigma gives (epsilon, delta)-DP for sensitivity
 sqrt(2 * max_terms_per_record), i.e. halve ``max_terms_per_record`` for that notion.
 
-Caveats stated plainly: the noise comes from numpy's floating-point Gaussian sampler, which is not
-hardened against floating-point side channels (Mironov, CCS 2012); and the guarantee covers this
-one release only: repeated releases compose (their epsilons add under basic composition).
+Caveats stated plainly: the noise comes from numpy's floating-point Gaussian sampler, seeded from the
+OS CSPRNG and drawn as Opacus' secure mode draws it (four draws summed and halved, against the
+floating-point attacks of Mironov, CCS 2012, and Holohan et al. 2021; see silobridge.privacy.noise); and
+the guarantee covers this one release only: repeated releases compose (their epsilons add under basic
+composition).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ import numpy as np
 
 from silobridge.configs import check
 from silobridge.errors import DataError
+from silobridge.privacy.noise import gaussian, numpy_rng
 
 MECHANISM = "gaussian top-k terms"
 _WORD = re.compile(r"[a-z][a-z']+[a-z]")
@@ -164,10 +167,10 @@ def dp_class_prototypes(texts: Sequence[str], labels: Sequence[int], n_classes: 
     if not vocabulary:
         raise DataError("the public vocabulary is empty: no candidate terms to release", where="data.public",
                         fix="raise data.n_public (prototype terms come from the public pool)")
-    pick, noise = np.random.default_rng(seed).spawn(2)  # subsampling and noise: independent streams
+    pick, noise = numpy_rng(seed).spawn(2)  # subsampling and noise: independent streams
     counts = class_term_counts(texts, labels, n_classes, vocabulary, max_terms_per_record, pick)
     sensitivity = math.sqrt(max_terms_per_record)
     sigma = gaussian_sigma(epsilon, delta, sensitivity)
-    noisy = counts + noise.normal(0.0, sigma, size=counts.shape)
+    noisy = counts + gaussian(noise, sigma, counts.shape)
     return Prototypes(rank_terms(noisy, vocabulary, top_k, contrast), float(epsilon), float(delta), sigma,
                       sensitivity, len(vocabulary))

@@ -33,6 +33,8 @@ class DPSyntheticConfig(LMTuneConfig):
     max_new_tokens: int = option(48, "tokens generated per synthetic record")
     sample_batch_size: int = option(60, "synthetic records sampled together (larger: faster on CPU, more memory)")
     min_words: int = option(4, "synthetic records with fewer words are dropped")
+    noise_seed: int | None = option(None, "seed of DP-SGD's sampling and noise; empty = fresh OS entropy at every "
+                                          "step. A known seed lets anyone subtract the noise: tests only")
 
     def __post_init__(self) -> None:
         super().__post_init__()
