@@ -22,7 +22,8 @@ class SMKind(enum.Enum):
 
 @dataclass
 class DataConfig:
-    path: str | None = option(None, "CSV/JSONL file of labelled texts; empty = the bundled reviews task")
+    path: str | None = option(None, "CSV/JSONL file of labelled texts, or a bundled task: 'bundled:reviews' "
+                                    "(the default when empty) or 'bundled:wordnet-nouns' (24 classes)")
     text_col: str = option("text", "column holding the text (with --data)")
     label_col: str = option("label", "column holding the label (with --data)")
     test_path: str | None = option(None, "optional separate test file (same columns); "

