@@ -48,7 +48,9 @@ def row(rs: list[dict], kind: str) -> str:
     exact = [x.get("model_leakage", {}).get("lm_param_share_exact") for x in o]
     busy = [x["compute"]["data_party_seconds"] + x["compute"]["model_party_seconds"] for x in o]
     wall = [x["compute"].get("wall_seconds") for x in o]  # absent in results written before it existed
-    head = ([fmt([x["accuracy"] for x in u]), fmt([x["auc"] for x in u])] if kind == "classify" else [])
+    budget = [x.get("labels", {}).get("total") for x in o]  # absent in results written before it existed
+    head = ([fmt([x["accuracy"] for x in u]), fmt([x["auc"] for x in u]),
+             mean(budget) if None not in budget else "–"] if kind == "classify" else [])
     return " | ".join([rs[0]["strategy"], str(len(rs)), *head, fmt([x.get("perplexity") for x in u], ".1f"),
                        fmt([x.get("next_token_accuracy") for x in u]),
                        mean([x["bytes_data_to_model"] for x in c]), mean([x["bytes_model_to_data"] for x in c]),
@@ -114,8 +116,8 @@ def main() -> None:
     for kind in kinds:
         names = plan[kind][0]
         print(f"\n### task = {kind} (mean ± sd over seeds)\n")
-        print(f"| strategy | runs | {'acc | AUC | ' if kind == 'classify' else ''}{cols} |")
-        print("|" + "---|" * (cols.count("|") + (5 if kind == "classify" else 3)))
+        print(f"| strategy | runs | {'acc | AUC | labels | ' if kind == 'classify' else ''}{cols} |")
+        print("|" + "---|" * (cols.count("|") + (6 if kind == "classify" else 3)))
         for name in names:
             if (kind, name) in rows:
                 print(f"| {row(rows[(kind, name)], kind)} |")

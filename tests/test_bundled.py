@@ -32,3 +32,10 @@ def test_wordnet_label_words_start_with_distinct_tokens(tiny_lm_dir):
 def test_unknown_bundled_task_names_the_choices():
     with pytest.raises(DataError, match="bundled:wordnet-nouns"):
         splits_of("data.path=bundled:nope")
+
+
+def test_every_label_counts_in_the_run_label_budget(small_cfg, tmp_path):
+    from silobridge.bench.runner import run
+
+    labels = run("sm-only", small_cfg, tmp_path)["objectives"]["labels"]
+    assert labels == {"private": 40, "validation": 20, "task_design": 300, "total": 360}  # 300: prompt selection

@@ -53,6 +53,14 @@ def load_splits(cfg: RunConfig) -> Splits:
 RESOURCE_KEYS = {"lm": ("threads", "cache")}  # how fast a run goes, not what it computes: not in the digest
 
 
+def label_budget(cfg: RunConfig, splits: Splits) -> dict[str, int]:
+    """Labels a run may use, by where they went; 'total' is what tables report as its label budget."""
+    if cfg.task is not TaskKind.CLASSIFY:
+        return {"private": 0, "validation": 0, "task_design": 0, "total": 0}
+    spent = {"private": len(splits.private), "validation": len(splits.val), "task_design": splits.task.design_labels}
+    return spent | {"total": sum(spent.values())}
+
+
 def config_digest(strategy: str, cfg: dict[str, Any]) -> str:
     """Identity of a run for resume: the resolved config, less resource settings (``RESOURCE_KEYS``)."""
     cfg = dict(cfg)
@@ -170,6 +178,9 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                 "messages": len(ledger.entries),
             },
             "lm_queries": queries,
+            # every label the run could use: the private and validation records' and those spent designing
+            # the task's prompt (domain-lm uses no label)
+            "labels": label_budget(cfg, splits),
             "privacy": {
                 "epsilon": None,
                 "delta": None,

@@ -12,7 +12,8 @@ from silobridge.errors import DataError
 # prompt and verbalizer chosen on a validation sample of the training file (benchmarks/select_prompt.py)
 REVIEWS = TaskSpec("reviews", ("great", "other"), "an Amazon fine-food product review",
                    verbalizer=("positive", "negative"),
-                   template="Review: {text}\n\nIs this review {labels}? Answer with one word.")
+                   template="Review: {text}\n\nIs this review {labels}? Answer with one word.",
+                   design_labels=300)  # benchmarks/select_prompt.py --n 300: 300 labelled training reviews
 
 
 def load_reviews() -> tuple[TaskSpec, LabelledTexts, LabelledTexts]:
@@ -29,7 +30,7 @@ def load_reviews() -> tuple[TaskSpec, LabelledTexts, LabelledTexts]:
 
 WORDNET_NOUNS = TaskSpec("wordnet-nouns", (), "a dictionary definition of an English noun",
                          template="Definition: {text}\n\nWhich kind of thing is defined: {labels}? "
-                                  "Answer with one word.")
+                                  "Answer with one word.")  # written once, not chosen on labelled data
 
 
 def load_wordnet_nouns() -> tuple[TaskSpec, LabelledTexts, LabelledTexts]:

@@ -18,6 +18,9 @@ class TaskSpec:
     # user message with {text}, {labels}, {description} placeholders
     verbalizer: tuple[str, ...] = ()
     template: str = "Here is {description}.\n\n{text}\n\nIs it {labels}? Answer with one word."
+    # labelled examples spent designing the task's prompt and verbalizer (outside the splits): they
+    # count in every run's label budget
+    design_labels: int = 0
 
     def answer_words(self) -> tuple[str, ...]:
         return self.verbalizer or self.label_names
