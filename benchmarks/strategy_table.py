@@ -1,4 +1,5 @@
-"""Every strategy on the bundled defaults, several seeds, both task kinds: the table of issue 3.
+"""Every strategy on the bundled defaults, several seeds, both task kinds: the table of issue 3, with the
+reference baseline `sm-only` on the encoder SM (fine-tuned MiniLM; under OUT/encoder) first.
 
 Classification (`task=classify`, all strategies) runs under OUT/<strategy>/seed<N>; domain language
 modelling (`task=domain-lm`: LM alone = lm-zero-shot, the private-fine-tuning upper bound, and the
@@ -24,6 +25,7 @@ from silobridge.settings import RunConfig
 CLASSIFY = ["sm-only", "lm-zero-shot", "distill-public", "synthetic", "emulator", "offsite-tuning",
             "reverse-distill", "dp-synthetic", "lm-finetune-private"]
 DOMAIN_LM = ["lm-zero-shot", "emulator", "offsite-tuning", "dp-synthetic", "lm-finetune-private"]
+ENCODER_ROW = "sm-only, encoder SM (reference)"  # the other rows' SMs are TF-IDF
 
 
 def fmt(xs: list[float | None], spec: str = ".3f") -> str:
@@ -85,6 +87,7 @@ def main() -> None:
     ap.add_argument("--kinds", default="classify,domain-lm")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
     ap.add_argument("--report-only", action="store_true", help="run nothing: tabulate the finished runs under --out")
+    ap.add_argument("--no-encoder", action="store_true", help="skip the reference baseline sm-only with the encoder SM")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     only = set(filter(None, args.only.split(",")))
@@ -110,6 +113,18 @@ def main() -> None:
             failures += failed
             for r in results:
                 rows.setdefault((kind, r["strategy"]), []).append(r)
+            if kind == "classify" and "sm-only" in chosen and not args.no_encoder:
+                # the reference baseline: the strongest SM the data party trains alone (fine-tuned MiniLM)
+                enc = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", f"task={kind}", *args.set,
+                                                                "sm.kind=encoder"]))
+                found = where / "encoder" / "sm-only" / f"seed{seed}" / "result.json"
+                if args.report_only:
+                    results, failed = ([json.loads(found.read_text())] if found.exists() else []), []
+                else:
+                    results, failed = bench(["sm-only"], [seed], enc, where / "encoder", log)
+                failures += failed
+                for r in results:
+                    rows.setdefault((kind, ENCODER_ROW), []).append(r | {"strategy": ENCODER_ROW})
 
     cols = "ppl | next-token acc | bytes d→m | bytes m→d | LM calls | ε | canary / raw hits (declared) | " \
            "LM share declared (exact) | data + model s | run wall s (runs timed)"
@@ -118,7 +133,7 @@ def main() -> None:
         print(f"\n### task = {kind} (mean ± sd over seeds)\n")
         print(f"| strategy | runs | {'acc | AUC | labels | ' if kind == 'classify' else ''}{cols} |")
         print("|" + "---|" * (cols.count("|") + (6 if kind == "classify" else 3)))
-        for name in names:
+        for name in ([ENCODER_ROW] if kind == "classify" else []) + names:
             if (kind, name) in rows:
                 print(f"| {row(rows[(kind, name)], kind)} |")
         for name in ("offsite-tuning",):
