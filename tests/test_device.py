@@ -69,7 +69,7 @@ def test_lm_zero_shot_in_each_dtype_agrees_closely(small_cfg, tmp_path):
 # LoRA tuning of the LM, generation, DP-SGD (Opacus) on a bf16 generator
 BF16 = {"offsite-tuning": {"distill_steps": 3},
         "reverse-distill": {},
-        "synthetic": {"per_class": 2, "max_new_tokens": 8, "min_agreement": 0.0, "min_words": 1, "noise_seed": 0},
+        "synthetic": {"per_class": 2, "max_new_tokens": 8, "agreement_keep": 1.0, "min_words": 1, "noise_seed": 0},
         "dp-synthetic": {"cut_bottom": 1, "cut_top": 1, "distill_steps": 2, "per_class": 4, "gen_epochs": 1,
                          "min_words": 0, "max_new_tokens": 8}}
 

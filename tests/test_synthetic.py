@@ -22,7 +22,7 @@ from silobridge.strategies.synthetic import SyntheticConfig
 from silobridge.strategies.synthetic.data_side import Filter
 
 # the tiny random LM writes gibberish: loosen the filters so its rows survive
-LOOSE = {"per_class": 4, "max_new_tokens": 12, "min_words": 1, "min_agreement": 0.0, "max_similarity": 1.0,
+LOOSE = {"per_class": 4, "max_new_tokens": 12, "min_words": 1, "agreement_keep": 1.0, "max_similarity": 1.0,
          "prototype_epsilon": 0.5, "top_terms": 4}
 
 
@@ -51,12 +51,14 @@ def test_no_usable_rows_names_the_fix(small_cfg, tmp_path):
                                                    "max_words": 600, "feedback": False})
     with pytest.raises(DataError, match="no usable synthetic rows") as err:
         run("synthetic", cfg, tmp_path)
-    assert "strategy.min_agreement" in str(err.value) and "strategy.per_class" in str(err.value)
+    assert "strategy.min_words" in str(err.value) and "strategy.per_class" in str(err.value)
+    assert "round 0" in str(err.value)  # it stops before the DP release and the second round
     assert not (tmp_path / "result.json").exists()
 
 
-@pytest.mark.parametrize("bad", [{"per_class": 0}, {"min_agreement": 1.5}, {"prototype_epsilon": 0.0},
-                                 {"prototype_epsilon": -1.0}, {"prototype_epsilon": "inf"}, {"prototype_delta": 1.0},
+@pytest.mark.parametrize("bad", [{"per_class": 0}, {"agreement_keep": 1.5}, {"agreement_keep": 0.0},
+                                 {"prototype_epsilon": 0.0}, {"prototype_epsilon": -1.0}, {"prototype_epsilon": "inf"},
+                                 {"prototype_delta": 1.0},
                                  {"min_words": 10, "max_words": 5}, {"temperature": 0.0}, {"synthetic_weight": 0.0},
                                  {"top_terms": 0}, {"max_terms_per_record": 0}, {"max_new_tokens": 2},
                                  {"per_class": "many"}, {"no_such_option": 1}])
@@ -132,23 +134,36 @@ class _FixedSM:
 
 
 def test_filter_drops_short_long_disagreeing_and_duplicate_rows():
-    cfg = SyntheticConfig(min_words=3, max_words=8, min_agreement=0.5, max_similarity=0.8)
+    cfg = SyntheticConfig(min_words=3, max_words=8, agreement_keep=0.5, max_similarity=0.8)
     flt = Filter(cfg, _FixedSM(np.array([0.7, 0.3])))
     texts = ["Here is a review:\n\"Tasty coffee, would buy again.\"", "tasty coffee WOULD buy again!",
              "too short", "one two three four five six seven eight nine ten", "",
              "Bland tea that I did not like.", "Good snack for the kids and me"]
     kept, ys, dropped = flt(texts, [0, 0, 0, 0, 0, 1, 0])
-    assert kept == ["Tasty coffee, would buy again.", "Good snack for the kids and me"] and ys == [0, 0]
+    # class 0 keeps the better half of its three rows (ties: first come), class 1 its only row
+    assert kept == ["Tasty coffee, would buy again.", "Bland tea that I did not like."] and ys == [0, 1]
     assert dropped == {"empty": 1, "length": 2, "agreement": 1, "duplicate": 1}
     _, _, again = flt(["Tasty coffee would buy again"], [0])  # duplicates are caught across rounds
     assert again["duplicate"] == 1
 
 
-def test_balanced_agreement_removes_the_sm_prior_bias():
-    sm = _FixedSM(np.array([0.7, 0.3]))  # an SM leaning to the majority class 0
-    texts = ["Bland tea that we did not like at all."]
-    assert Filter(SyntheticConfig(balanced_agreement=False), sm, np.array([0.8, 0.2]))(texts, [1])[0] == []
-    assert Filter(SyntheticConfig(), sm, np.array([0.8, 0.2]))(texts, [1])[0] == texts
+class _TextSM:
+    """An SM that finds a text typical of class y when it says 'y' often; heavily biased to class 0."""
+
+    def predict_proba(self, texts):
+        p = np.array([[1.0 + 20 * (y == 0) + t.split().count(str(y)) for y in range(5)] for t in texts])
+        return p / p.sum(1, keepdims=True)
+
+
+def test_agreement_keeps_rows_of_every_class_on_a_five_class_task():
+    rows = [(f"a row about {y} " + " ".join([str(y)] * r) + f" ending{r}", y) for y in range(5) for r in range(4)]
+    kept, ys, dropped = Filter(SyntheticConfig(min_words=1, agreement_keep=0.5, max_similarity=1.0),
+                               _TextSM())(*map(list, zip(*rows)))
+    assert sorted(set(ys)) == [0, 1, 2, 3, 4] and np.bincount(ys).tolist() == [2] * 5 and dropped["agreement"] == 10
+    assert all(t.split().count(str(y)) >= 3 for t, y in zip(kept, ys))  # each class's most typical rows
+    # an SM confident in no row of a class still leaves that class its best rows (no absolute cut)
+    one = Filter(SyntheticConfig(min_words=1, agreement_keep=0.2, max_similarity=1.0), _FixedSM(np.eye(5)[0]))
+    assert sorted(set(one(*map(list, zip(*rows)))[1])) == [0, 1, 2, 3, 4]
 
 
 def test_generation_requests_use_public_metadata_and_released_terms():

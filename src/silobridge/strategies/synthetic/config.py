@@ -20,11 +20,14 @@ class SyntheticConfig:
     max_similarity: float = option(0.8, "drop a synthetic text whose word-set Jaccard similarity to an "
                                         "already kept one reaches this (near duplicates); exact duplicates "
                                         "of the normalised text always go")
-    min_agreement: float = option(0.5, "drop a synthetic text when an SM trained on the private labels gives "
-                                       "its claimed class a probability below this (0 = keep all)")
-    balanced_agreement: bool = option(True, "judge agreement on the SM's probabilities divided by the private "
-                                            "label prior (renormalised), so the SM's majority-class bias does "
-                                            "not empty the minority class")
+    agreement_keep: float = option(0.6, "share of each class's synthetic rows kept: those an SM trained on the "
+                                        "private labels finds most typical of their claimed class (relative, per "
+                                        "class: it never empties a class whatever the number of classes; 1 = keep "
+                                        "all). 0.6 keeps about what the earlier absolute cut (probability >= 0.5) "
+                                        "kept on the reviews' generated rows")
+    balanced_agreement: bool = option(True, "rank agreement on the SM's probabilities divided by the private "
+                                            "label prior (renormalised), so its majority-class bias does not "
+                                            "decide which rows look typical")
     # --- feedback round: DP class prototypes ---------------------------------------------------
     feedback: bool = option(True, "second round: send DP class prototypes (top terms) and have the LM "
                                   "write texts mentioning them")
@@ -53,7 +56,7 @@ class SyntheticConfig:
         check(self.max_words >= self.min_words, "strategy.max_words", self.max_words,
               f">= strategy.min_words ({self.min_words})")
         check(0 < self.max_similarity <= 1, "strategy.max_similarity", self.max_similarity, "in (0, 1]")
-        check(0 <= self.min_agreement <= 1, "strategy.min_agreement", self.min_agreement, "in [0, 1]")
+        check(0 < self.agreement_keep <= 1, "strategy.agreement_keep", self.agreement_keep, "in (0, 1]")
         check(math.isfinite(self.prototype_epsilon) and self.prototype_epsilon > 0, "strategy.prototype_epsilon",
               self.prototype_epsilon, "a finite number > 0")
         check(0 < self.prototype_delta < 1, "strategy.prototype_delta", self.prototype_delta, "in (0, 1)")

@@ -4,6 +4,7 @@ the kept rows. An optional feedback round sends differentially private class pro
 of each private class, drawn from a public vocabulary), with their epsilon, to steer round 1."""
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -59,12 +60,17 @@ class Filter:
                 dropped["length"] += 1
             else:
                 rows.append((t, int(y)))
-        if rows and c.min_agreement > 0:
+        if rows and c.agreement_keep < 1:
             p = self.sm.predict_proba([t for t, _ in rows])
             if c.balanced_agreement and self.prior is not None:  # the SM's class-prior bias removed
                 p = p / self.prior
                 p = p / p.sum(1, keepdims=True)
-            ok = p[np.arange(len(rows)), [y for _, y in rows]] >= c.min_agreement
+            ys = np.array([y for _, y in rows])
+            score = p[np.arange(len(rows)), ys]
+            ok = np.zeros(len(rows), bool)
+            for y in np.unique(ys):  # per class: its best-agreeing share, at least one row
+                idx = np.flatnonzero(ys == y)
+                ok[idx[np.argsort(-score[idx], kind="stable")[:max(1, math.ceil(c.agreement_keep * len(idx)))]]] = True
             dropped["agreement"] = int((~ok).sum())
             rows = [r for r, o in zip(rows, ok) if o]
         out_t, out_y = [], []
@@ -119,6 +125,11 @@ class SyntheticData(DataSide):
         # 2. round 0: the LM writes from public task metadata only
         t0, y0, r0, raw_t, raw_y = self._round(data, flt, {"round": 0, "per_class": c.per_class, "seed": data.seed})
         rounds, texts, labels, proto_report = [r0], list(t0), list(y0), None
+        if not texts:  # say so now, before spending privacy budget and a second round of generation
+            raise DataError(f"no usable synthetic rows: all {r0['generated']} rows of round 0 were dropped by the "
+                            f"filters ({', '.join(f'{n} {key}' for key, n in r0['dropped'].items())})",
+                            where="strategy", fix="relax strategy.min_words / strategy.max_words or raise "
+                                                  "strategy.per_class")
         # 3. round 1: DP class prototypes (public-vocabulary terms) steer a second round
         if c.feedback:
             vocab = public_vocabulary(data.public, c.vocabulary_size)
@@ -142,12 +153,6 @@ class SyntheticData(DataSide):
                             "vocabulary": proto.vocabulary_size, "terms": sum(len(t) for t in proto.terms),
                             "terms_per_class": proto.terms, "overlap_with_noise_free": round(float(overlap), 4),
                             "noise_seeded": c.noise_seed is not None}
-        generated = sum(r["generated"] for r in rounds)
-        if not texts:
-            dropped = {key: sum(r["dropped"][key] for r in rounds) for key in rounds[0]["dropped"]}
-            raise DataError(f"no usable synthetic rows: all {generated} generated rows were dropped by the filters "
-                            f"({', '.join(f'{n} {key}' for key, n in dropped.items())})", where="strategy",
-                            fix="relax strategy.min_agreement / strategy.min_words or raise strategy.per_class")
         # 4. the deployed SM: private one-hot labels + kept synthetic rows (weighted)
         self.sm = self._fit_sm(data, texts, labels)
         acc = {"private_only": val_scores(base, data), "with_synthetic": val_scores(self.sm, data)}
@@ -160,7 +165,7 @@ class SyntheticData(DataSide):
                                                data)
         examples = {name: [t for t, y in zip(texts, labels) if y == i][:2]
                     for i, name in enumerate(data.task.label_names)}
-        self.report = {"generated": generated, "kept": len(texts),
+        self.report = {"generated": sum(r["generated"] for r in rounds), "kept": len(texts),
                        "kept_per_class": np.bincount(labels, minlength=k).tolist(),
                        "rounds": rounds, "prototype": proto_report, "val": acc, "examples": examples}
 
