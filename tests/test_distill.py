@@ -1,0 +1,44 @@
+"""A student distilled on enough public texts tracks its teacher: what the LM knows is not lost on the
+way (calibration, confidence filter, soft-label weighting). The teacher stands in for the LM inside the
+model party: a TF-IDF classifier fitted on the reviews' 4,000 training labels."""
+import dataclasses
+
+import numpy as np
+
+from silobridge.bench.runner import load_splits
+from silobridge.boundary import Ledger, SoftLabels, TextBatch
+from silobridge.configs import apply_overrides, from_dict
+from silobridge.data import load_reviews
+from silobridge.models.sm import TfidfLR
+from silobridge.parties import DataParty, ModelServer
+from silobridge.settings import RunConfig, TaskKind
+from silobridge.strategies import get
+from silobridge.strategies.prompting import texts_of
+from silobridge.transports import InProcessTransport
+
+
+def test_a_student_distilled_on_enough_public_texts_tracks_its_teacher(tiny_lm_dir, tmp_path):
+    _, pool, _ = load_reviews()
+    teacher = TfidfLR(2).fit(pool.texts, np.eye(2)[pool.labels])
+    cfg = from_dict(RunConfig, apply_overrides({}, ["data.n_private=10", "data.n_val=20", "data.n_public=1000",
+                                                    "data.n_test=300", "data.canaries=0", "lm.dtype=float32",
+                                                    f"lm.path={tiny_lm_dir}"]))
+    spec, splits = get("distill-public"), load_splits(cfg)
+    hello = {"strategy": spec.name, "kind": "classify", "task": dataclasses.asdict(splits.task), "params": {},
+             "seed": 0}
+    server = ModelServer(cfg.lm, cfg.policy, root=tmp_path / "model")
+    data = DataParty(splits, cfg.sm, cfg.policy, InProcessTransport(server), Ledger(), hello, declared=spec.exposes)
+    data.model.call("score", TextBatch(data.public[:1]))  # opens the session
+    session = server.sessions[data.model.session]
+
+    def scored_by_teacher(carrier):  # the LM's 'score' operation, answered by the teacher
+        p = np.clip(teacher.predict_proba(texts_of(carrier, "score")), 1e-6, 1)
+        return SoftLabels(values=np.log(p).astype(np.float32), log=True, label_names=list(splits.task.label_names))
+    session.ops["score"] = scored_by_teacher
+
+    side = spec.DataSide(from_dict(spec.Config, {}, prefix="strategy."), TaskKind.CLASSIFY)  # the defaults
+    side.fit(data)
+    student = side.predict_proba(data, splits.test.texts).argmax(1)
+    taught = teacher.predict_proba(splits.test.texts).argmax(1)
+    agreement = float((student == taught).mean())
+    assert agreement >= 0.88, f"with 10 labels, the student agrees with its teacher on {agreement:.0%} of test texts"
