@@ -21,7 +21,7 @@ CONTRACT = {
 # options that keep the tiny runs fast (the full-vocabulary distillation dominates otherwise)
 FAST = {"emulator": {"distill_steps": 3}, "offsite-tuning": {"distill_steps": 3},
         "dp-synthetic": {"cut_bottom": 1, "cut_top": 1, "distill_steps": 2, "per_class": 4, "gen_epochs": 1,
-                         "min_words": 0, "max_new_tokens": 8},
+                         "min_words": 0, "max_new_tokens": 8, "noise_seed": 0},
         "synthetic": {"per_class": 4, "max_new_tokens": 16, "noise_seed": 0}}  # DP noise seeded: two runs compared
 SM_USERS = ["sm-only", "distill-public"]  # strategies that train the data party's SM
 TABLE = [(n, "tfidf") for n in sorted(all_strategies())] + [(n, "encoder") for n in SM_USERS]
