@@ -30,7 +30,7 @@ from silobridge.strategies import get
 from silobridge.transports.http_client import HttpTransport
 
 sys.path.insert(0, os.path.dirname(__file__))
-from transport import free_port  # noqa: E402
+from transport import free_port, wait_healthy  # noqa: E402
 
 
 def serve(window_ms: float, key: str, sets: list[str]) -> tuple[subprocess.Popen, str]:
@@ -40,14 +40,8 @@ def serve(window_ms: float, key: str, sets: list[str]) -> tuple[subprocess.Popen
            "--batch-window-ms", str(window_ms), "--log-level", "warning"] + [x for s in sets for x in ("--set", s)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("the service did not start")
+    wait_healthy(url, proc)
+    return proc, url
 
 
 def rounds_of(url: str, key: str) -> int:

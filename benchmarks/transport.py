@@ -31,6 +31,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, verify: str | bool = True, tries: int = 600) -> None:
+    """Wait until the service at ``url`` answers /health (0.2 s apart); stop it and exit if it never does."""
+    for _ in range(tries):
+        try:
+            if httpx.get(url + "/health", verify=verify, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"the service at {url} did not start")
+
+
 def self_signed(directory: Path) -> tuple[str, str]:
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
@@ -96,12 +108,7 @@ def main() -> None:
         url = f"{scheme}://127.0.0.1:{port}"
         server = subprocess.Popen(serve, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(url + "/health", verify=cert if args.tls else True, timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
+            wait_healthy(url, server, verify=cert if args.tls else True)
             remote = run(name, out / name / "http", args.set, ["--model-url", url, *extra], env)
         finally:
             server.terminate()
