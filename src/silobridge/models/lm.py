@@ -28,6 +28,11 @@ class Meter:
     tokens_out: int = 0
     cached: int = 0
 
+    def bill_prompts(self, enc: list[list[int]]) -> None:
+        """One call per scored prompt, every prompt token billed (a shared cached opening included)."""
+        self.calls += len(enc)
+        self.tokens_in += sum(len(e) for e in enc)
+
 
 class ScoreCache:
     """The model party's on-disk memo of label scores, keyed by the LM's weights (their digest), the
@@ -273,8 +278,7 @@ def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words
     enc = encode_prompts(lm, texts, user_template, max_text_tokens, shots)
     out = renormalise(score_prompts(lm.model, enc, first_token_ids(lm, label_words), lm.tokenizer.pad_token_id,
                                     batch_size, desc, share_prefix))
-    lm.meter.calls += len(enc)
-    lm.meter.tokens_in += sum(len(e) for e in enc)
+    lm.meter.bill_prompts(enc)
     return out
 
 

@@ -77,8 +77,7 @@ class ScoreBatcher:
                 self.cond.wait()
         if req.error is not None:
             raise req.error
-        lm.meter.calls += len(req.enc)
-        lm.meter.tokens_in += sum(len(e) for e in req.enc)
+        lm.meter.bill_prompts(req.enc)
         return req.result
 
     def _run(self, rnd: _Round, desc: str) -> None:

@@ -68,22 +68,10 @@ def dp_train_causal(model: torch.nn.Module, lm: CausalLM, texts: list[str], spec
     opt.secure_mode = True  # Opacus' floating-point-safe Gaussian (needs no csprng; our generators are secret)
     losses = []
     for epoch in range(epochs):
-        gens.step()
         for b_ids, b_mask in track(loader, f"DP-SGD epoch {epoch + 1}/{epochs}", total=len(loader)):
-            if len(b_ids) == 0:  # Poisson sampling can draw an empty batch
-                gens.step()
-                continue
-            b_ids, b_mask = b_ids.to(dev), b_mask.to(dev)
-            logits = private_model(input_ids=b_ids, attention_mask=b_mask).logits[:, :-1].float()
-            target, tmask = b_ids[:, 1:], b_mask[:, 1:].float()
-            nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                                                    reduction="none").view(target.shape)  # contiguous rows: faster
-            loss = ((nll * tmask).sum(1) / tmask.sum(1).clamp(min=1)).mean()  # one term per example
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            if len(b_ids):  # Poisson sampling can draw an empty batch
+                losses.append(_dp_step(private_model, opt, b_ids.to(dev), b_mask.to(dev)))
             gens.step()  # the next batch's sampling and noise: fresh secret seeds
-            losses.append(loss.item())
     model.eval()
     eps = float(engine.get_epsilon(spec.delta))
     # GradSampleModule hooks stay on the wrapped model: remove them so it can run normally again
@@ -102,6 +90,19 @@ class DPRun:
     noise_multiplier: float
     sample_rate: float
     steps: int
+
+
+def _dp_step(private_model: torch.nn.Module, opt, b_ids: torch.Tensor, b_mask: torch.Tensor) -> float:
+    """One DP-SGD step (Opacus clips per example and adds noise in ``opt.step``); returns the loss."""
+    logits = private_model(input_ids=b_ids, attention_mask=b_mask).logits[:, :-1].float()
+    target, tmask = b_ids[:, 1:], b_mask[:, 1:].float()
+    nll = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                            reduction="none").view(target.shape)  # contiguous rows: faster
+    loss = ((nll * tmask).sum(1) / tmask.sum(1).clamp(min=1)).mean()  # one term per example
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss.item()
 
 
 def achieved_epsilon(sample_rate: float, steps: int, noise: float, delta: float, accountant: str = "rdp") -> float:
