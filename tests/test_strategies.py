@@ -211,3 +211,22 @@ def test_distilled_emulator_is_reused_from_the_model_party_cache(small_cfg, tmp_
     assert first["report"]["distill_losses"] == second["report"]["distill_losses"]
     assert first["report"]["lm_eval"]["emulator"] == second["report"]["lm_eval"]["emulator"]
     assert first["config_digest"] == second["config_digest"]
+
+
+def test_changing_a_filter_does_not_regenerate(small_cfg, tmp_path, monkeypatch):
+    """synthetic with lm.cache: a rerun that changes only the data side's agreement filter reuses the DP
+    prototype release (no new epsilon, same round-1 request) and the model party serves both rounds of
+    generation from its cache."""
+    monkeypatch.setenv("SILOBRIDGE_HOME", str(tmp_path / "home"))
+    lm = dataclasses.replace(small_cfg.lm, cache=True)
+    opts = {"per_class": 4, "max_new_tokens": 16}  # DP noise secret (unseeded), as by default
+    first = run("synthetic", dataclasses.replace(small_cfg, lm=lm, strategy=opts), tmp_path / "a")
+    second = run("synthetic", dataclasses.replace(small_cfg, lm=lm, strategy={**opts, "agreement_keep": 0.9}),
+                 tmp_path / "b")
+    generated = first["report"]["generated"]
+    assert first["objectives"]["lm_queries"]["cached"] == 0 and not first["report"]["prototype"]["release_reused"]
+    assert second["report"]["prototype"]["release_reused"]
+    assert second["report"]["prototype"]["terms_per_class"] == first["report"]["prototype"]["terms_per_class"]
+    assert second["objectives"]["lm_queries"]["cached"] == generated and second["report"]["generated"] == generated
+    assert second["objectives"]["lm_queries"]["tokens_out"] == 0  # nothing written anew
+    assert second["config"]["strategy"]["agreement_keep"] == 0.9

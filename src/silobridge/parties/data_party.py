@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from silobridge.boundary.gate import Gate
 from silobridge.data.splits import plant_canaries
 from silobridge.data.task import Splits
 from silobridge.errors import BoundaryError
+from silobridge.home import home
 from silobridge.models.sm import EncoderClassifier, EncoderHyper, TfidfLR, minilm_path
 from silobridge.rng import PartyRNG
 from silobridge.settings import PolicyConfig, SMConfig
@@ -75,12 +77,14 @@ class DataParty:
 
     def __init__(self, splits: Splits, sm: SMConfig, policy: PolicyConfig, transport: Transport, ledger: Ledger,
                  hello: dict[str, Any], *, declared: frozenset[str] = frozenset(), canaries: int = 0, seed: int = 0,
-                 placement: tuple[torch.device, torch.dtype] = (torch.device("cpu"), torch.float32)):
+                 placement: tuple[torch.device, torch.dtype] = (torch.device("cpu"), torch.float32),
+                 cache_dir: Path | None = None):
         self.task = splits.task
         self.private, self.secrets = plant_canaries(splits.private, canaries, seed)
         self.val = splits.val
         self.public = list(splits.public)
         self.seed = seed
+        self.cache_dir = cache_dir or home() / "data-cache"  # what this silo keeps across runs (its DP releases)
         self.device, self.dtype = placement  # for the LMs the data party runs itself (an emulator)
         self._sm_config = sm
         self.rng = PartyRNG(seed)

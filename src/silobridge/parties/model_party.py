@@ -6,15 +6,17 @@ process or through a network transport."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import os
 import resource
 import threading
 import time
 import uuid
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from silobridge import progress
 from silobridge.boundary import Carrier, Config, Ledger, MaxBytes, NoModelWeights, Policy, TextBatch, decode, expect
@@ -78,6 +80,31 @@ class ModelParty:
                                       desc, shots)
         return score_labels(self.lm, texts, user_template, label_words, max_text_tokens, batch_size, desc,
                             cache_dir=self.cache_dir if self.cache else None, shots=shots)
+
+    def memo_texts(self, what: str, key: list, compute: Callable[[], list[str]]) -> tuple[list[str], bool]:
+        """With ``lm.cache``, texts the LM produced for ``key`` (its weights' digest first) are kept in the
+        cache and served again (billed as cached calls), so a rerun that changes only data-side
+        settings does not redo them. Returns (texts, cached?)."""
+        if not self.cache:
+            return compute(), False
+        digest = hashlib.sha256(json.dumps([self.lm.digest(), *key]).encode()).hexdigest()[:20]
+        path = self.cache_dir / f"{what}-{digest}.json"
+        try:
+            texts = json.loads(path.read_text())["texts"]
+            if isinstance(texts, list) and all(isinstance(t, str) for t in texts):
+                self.meter.cached += len(texts)
+                return texts, True
+            log.warning("ignoring a damaged cache entry %s; computing it again", path)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring a damaged cache entry %s (%s); computing it again", path, exc)
+        texts = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"texts": texts}))
+        os.replace(tmp, path)
+        return texts, False
 
     @property
     def lm(self) -> CausalLM:

@@ -4,7 +4,12 @@ the kept rows. An optional feedback round sends differentially private class pro
 of each private class, drawn from a public vocabulary), with their epsilon, to steer round 1."""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
 import math
+import os
 import re
 
 import numpy as np
@@ -12,8 +17,11 @@ import numpy as np
 from silobridge.boundary import Config, PrivacySpend, TextBatch, expect
 from silobridge.errors import BoundaryError, DataError
 from silobridge.privacy import MECHANISM, class_term_counts, dp_class_prototypes, public_vocabulary, rank_terms
+from silobridge.privacy.prototypes import Prototypes
 from silobridge.strategies.base import DataParty, DataSide
 from silobridge.strategies.synthetic.config import SyntheticConfig
+
+log = logging.getLogger("silobridge.data")
 
 
 # --- data-side filtering ----------------------------------------------------------------------------
@@ -109,6 +117,29 @@ class SyntheticData(DataSide):
         row = {"round": values["round"], "generated": len(reply.items), "kept": len(texts), "dropped": dropped}
         return texts, ys, row, [clean(t) for t in reply.items], list(labels)
 
+    def _release(self, data: DataParty, vocab: list[str]) -> tuple[Prototypes, bool]:
+        """The DP prototype release for these private records and settings: made once and kept in the
+        data silo's cache, so a rerun that changes only a filter sends the same terms (no new epsilon,
+        and the model party's generation of round 1 is served from its cache too). Returns (release, reused?)."""
+        c, priv = self.config, data.private
+        key = [priv.texts, priv.labels.tolist(), vocab, c.prototype_epsilon, c.prototype_delta, c.top_terms,
+               c.max_terms_per_record, c.noise_seed]
+        path = data.cache_dir / f"prototypes-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]}.json"
+        try:
+            return Prototypes(**json.loads(path.read_text())), True
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("ignoring a damaged cache entry %s (%s); releasing anew", path, exc)
+        proto = dp_class_prototypes(priv.texts, priv.labels, len(data.task.label_names), vocab,
+                                    epsilon=c.prototype_epsilon, delta=c.prototype_delta, top_k=c.top_terms,
+                                    max_terms_per_record=c.max_terms_per_record, seed=c.noise_seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(proto)))
+        os.replace(tmp, path)
+        return proto, False
+
     def _fit_sm(self, data: DataParty, texts: list[str], labels: list[int]):
         c, priv = self.config, data.private
         x = priv.texts + texts
@@ -136,9 +167,7 @@ class SyntheticData(DataSide):
             if not vocab:
                 raise DataError("the public pool yields no candidate prototype terms", where="data.public",
                                 fix="raise data.n_public or set strategy.feedback=false")
-            proto = dp_class_prototypes(priv.texts, priv.labels, k, vocab, epsilon=c.prototype_epsilon,
-                                        delta=c.prototype_delta, top_k=c.top_terms,
-                                        max_terms_per_record=c.max_terms_per_record, seed=c.noise_seed)
+            proto, reused = self._release(data, vocab)
             values = {"round": 1, "per_class": c.per_class, "seed": data.seed, "terms": proto.terms}
             t1, y1, r1, raw_t1, raw_y1 = self._round(data, flt, values,
                                                      PrivacySpend(proto.epsilon, proto.delta, MECHANISM))
@@ -152,7 +181,7 @@ class SyntheticData(DataSide):
                             "sigma": round(proto.sigma, 4), "l2_sensitivity": round(proto.sensitivity, 4),
                             "vocabulary": proto.vocabulary_size, "terms": sum(len(t) for t in proto.terms),
                             "terms_per_class": proto.terms, "overlap_with_noise_free": round(float(overlap), 4),
-                            "noise_seeded": c.noise_seed is not None}
+                            "noise_seeded": c.noise_seed is not None, "release_reused": reused}
         # 4. the deployed SM: private one-hot labels + kept synthetic rows (weighted)
         self.sm = self._fit_sm(data, texts, labels)
         acc = {"private_only": val_scores(base, data), "with_synthetic": val_scores(self.sm, data)}

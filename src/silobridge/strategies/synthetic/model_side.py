@@ -69,6 +69,7 @@ class SyntheticModel(ModelSide):
             terms = [[str(t)[:40] for t in row] for row in terms]
         users, labels = requests(party.task, per_class, terms, cfg.terms_per_prompt, random.Random(seed * 7 + rnd))
         prompts = [build_prompt(party.lm, u) for u in users]
-        texts = generate(party.lm, prompts, cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size,
-                         seed=seed * 1000 + rnd, desc=f"LM writing round {rnd}")
+        params = [cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, seed * 1000 + rnd]
+        texts, _ = party.memo_texts("generated", [prompts, *params], lambda: generate(
+            party.lm, prompts, *params[:4], seed=params[4], desc=f"LM writing round {rnd}"))
         return TextBatch(items=texts, labels=labels, purpose="synthetic")
