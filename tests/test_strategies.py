@@ -230,3 +230,14 @@ def test_changing_a_filter_does_not_regenerate(small_cfg, tmp_path, monkeypatch)
     assert second["objectives"]["lm_queries"]["cached"] == generated and second["report"]["generated"] == generated
     assert second["objectives"]["lm_queries"]["tokens_out"] == 0  # nothing written anew
     assert second["config"]["strategy"]["agreement_keep"] == 0.9
+
+
+def test_defaults_can_be_chosen_without_the_test_set(small_cfg, tmp_path):
+    """data.evaluate_on=validation: the harness scores the validation records; no test record is
+    sent to the model party or evaluated."""
+    data = dataclasses.replace(small_cfg.data, evaluate_on="validation")
+    r = run("sm-only", dataclasses.replace(small_cfg, data=data), tmp_path)
+    assert r["splits"]["test"] == small_cfg.data.n_val and r["config"]["data"]["evaluate_on"] == "validation"
+    assert 0 <= r["objectives"]["utility"]["accuracy"] <= 1
+    with pytest.raises(Exception, match="data.n_val"):
+        run("sm-only", dataclasses.replace(small_cfg, data=dataclasses.replace(data, n_val=0)), tmp_path / "b")

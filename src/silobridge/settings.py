@@ -34,10 +34,14 @@ class DataConfig:
     n_test: int = option(1000, "test records, seen by the harness (and by the data party as inference inputs)")
     n_lm_eval: int = option(200, "test texts on which deployed causal LMs' perplexity is measured (0 = off)")
     canaries: int = option(5, "random secrets planted into private records to measure leakage (0 = off)")
+    evaluate_on: str = option("test", "'test' (reported figures) or 'validation': the harness evaluates on the "
+                                      "validation records instead, to choose defaults and recipes without the test set")
 
     def __post_init__(self) -> None:
         for name in ("n_private", "n_val", "n_public", "n_test", "n_lm_eval", "canaries"):
             check(getattr(self, name) >= 0, f"data.{name}", getattr(self, name), ">= 0")
+        check(self.evaluate_on in ("test", "validation"), "data.evaluate_on", self.evaluate_on,
+              "'test' or 'validation'")
         check(self.n_private >= 2, "data.n_private", self.n_private, ">= 2 (one record per class at least)")
         check(self.n_test >= 1, "data.n_test", self.n_test, ">= 1")
 

@@ -9,6 +9,7 @@ import os
 import platform
 import resource
 import time
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from silobridge.configs import from_dict, to_dict
 from silobridge.data import load_table, make_splits
 from silobridge.data.loaders import load_bundled
 from silobridge.data.task import Splits
+from silobridge.errors import ConfigError
 from silobridge.models.device import resolve
 from silobridge.parties import DataParty
 from silobridge.parties.model_party import ModelServer, entry_key
@@ -45,9 +47,15 @@ def load_splits(cfg: RunConfig) -> Splits:
         if d.test_path:
             _, test = load_table(d.test_path, d.text_col, d.label_col, need_labels=labelled)
         source = d.path
-    return make_splits(task, pool, test, n_private=d.n_private, n_val=d.n_val, n_public=d.n_public,
-                       n_test=d.n_test, seed=cfg.seed, source=source, ngram=cfg.policy.ngram,
-                       need_classes=labelled)
+    splits = make_splits(task, pool, test, n_private=d.n_private, n_val=d.n_val, n_public=d.n_public,
+                         n_test=d.n_test, seed=cfg.seed, source=source, ngram=cfg.policy.ngram,
+                         need_classes=labelled)
+    if d.evaluate_on == "validation":  # choosing a default: the test records are not looked at
+        if not len(splits.val):
+            raise ConfigError("data.evaluate_on=validation but data.n_val is 0", where="data.n_val",
+                              fix="set data.n_val to the number of validation records to evaluate on")
+        splits = dataclasses.replace(splits, test=splits.val)
+    return splits
 
 
 RESOURCE_KEYS = {"lm": ("threads", "cache")}  # how fast a run goes, not what it computes: not in the digest
