@@ -48,12 +48,15 @@ def assert_same_run(local, remote, local_dir, remote_dir):
 
 
 @pytest.mark.parametrize(("name", "sm"), TABLE)
-def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tmp_path, model_service):
+def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tmp_path, model_service, monkeypatch):
     """Each strategy end to end, with the model party in this process and then in another process
-    over HTTP on 127.0.0.1: the two results agree."""
+    over HTTP on 127.0.0.1: the two results agree. Each run has a data silo of its own (nothing in
+    its cache from the other run)."""
     sm_cfg = dataclasses.replace(small_cfg.sm, kind=SMKind(sm), path=tiny_sm_dir, epochs=1)
     cfg = dataclasses.replace(small_cfg, sm=sm_cfg, strategy=FAST.get(name, {}))
+    monkeypatch.setenv("SILOBRIDGE_HOME", str(tmp_path / "home-local"))
     result = run(name, cfg, tmp_path)
+    monkeypatch.setenv("SILOBRIDGE_HOME", str(tmp_path / "home-remote"))
     remote = run(name, cfg, tmp_path / "http", remote=model_service)
     assert_same_run(result, remote, tmp_path, tmp_path / "http")
     on_disk = json.loads((tmp_path / "result.json").read_text())
@@ -241,3 +244,18 @@ def test_defaults_can_be_chosen_without_the_test_set(small_cfg, tmp_path):
     assert 0 <= r["objectives"]["utility"]["accuracy"] <= 1
     with pytest.raises(Exception, match="data.n_val"):
         run("sm-only", dataclasses.replace(small_cfg, data=dataclasses.replace(data, n_val=0)), tmp_path / "b")
+
+
+def test_emulator_and_offsite_tuning_share_the_adapters_they_train(small_cfg, tmp_path, monkeypatch):
+    """Both train the same adapters on the same emulator with the same records: the second run loads
+    them from the data silo's cache (same training record), and says so."""
+    monkeypatch.setenv("SILOBRIDGE_HOME", str(tmp_path / "home"))
+    cfg = dataclasses.replace(small_cfg, lm=dataclasses.replace(small_cfg.lm, cache=True),
+                              strategy={"distill_steps": 3})
+    first = run("emulator", cfg, tmp_path / "a")
+    second = run("offsite-tuning", cfg, tmp_path / "b")
+    assert first["report"]["adapters_cached"] is False and second["report"]["adapters_cached"] is True
+    assert first["report"]["lora_loss_first_last"] == second["report"]["lora_loss_first_last"]
+    assert first["report"]["lm_eval"]["deployed"] == second["report"]["lm_eval"]["emulator+adapters"]
+    fresh = dataclasses.replace(cfg, seed=cfg.seed + 1)  # other records: trained anew
+    assert run("emulator", fresh, tmp_path / "c")["report"]["adapters_cached"] is False

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,17 +232,63 @@ def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int,
     kept = w.meta["kept"]
     adapters_at = [kept.index(i) for i in w.meta["adapter_layers"]]
     tuned = add_lora(emu, adapters_at, cfg.lora)
+    words = words_for(cfg, data.task)
     if raw_text:
         eos = emu_lm.tokenizer.eos_token or ""
         texts = [t + eos for t in data.private.texts]
-        losses = train_causal(tuned, emu_lm, texts, cfg.lora, seed=seed, desc="LoRA on emulator")
+
+        def train() -> list[float]:
+            return train_causal(tuned, emu_lm, texts, cfg.lora, seed=seed, desc="LoRA on emulator")
     else:  # the loss sits on the answer alone, not diluted over the prompt's tokens
-        words = words_for(cfg, data.task)
-        losses = train_label_scoring(tuned, emu_lm, data.private.texts, data.one_hot(data.private.labels),
-                                     prompt_for(cfg, data.task, words), words, cfg.lora, cfg.max_text_tokens,
-                                     seed=seed, desc="LoRA on emulator (labels)")
+        def train() -> list[float]:
+            return train_label_scoring(tuned, emu_lm, data.private.texts, data.one_hot(data.private.labels),
+                                       prompt_for(cfg, data.task, words), words, cfg.lora, cfg.max_text_tokens,
+                                       seed=seed, desc="LoRA on emulator (labels)")
+    key = [weights_digest(w), adapters_at, dataclasses.astuple(cfg.lora), raw_text, seed, str(data.dtype),
+           data.private.texts, [] if raw_text else [data.private.labels.tolist(), prompt_for(cfg, data.task, words),
+                                                    words, cfg.max_text_tokens]]
+    losses, w.meta["adapters_cached"] = _tune_once(data, tuned, key, train)
     emu_lm.model = tuned
     return emu_lm, tuned, w, losses
+
+
+def weights_digest(w: Weights) -> str:
+    """sha256 over a weights carrier's tensors (names, dtypes, shapes, values)."""
+    h = hashlib.sha256()
+    for name in sorted(w.tensors):
+        a = np.ascontiguousarray(w.tensors[name])
+        h.update(f"{name}|{a.dtype}|{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _tune_once(data: DataParty, tuned: torch.nn.Module, key: list,
+               train: Callable[[], list[float]]) -> tuple[list[float], bool]:
+    """Adapters trained on the same emulator with the same records and settings are kept in the data
+    silo's cache and loaded instead of trained again (``emulator`` and ``offsite-tuning`` train the very
+    same adapters; a rerun after a crash or a change elsewhere does not retrain). Returns (losses, cached?)."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, save_file
+
+    path = data.cache_dir / f"adapters-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:20]}"
+    if path.with_suffix(".json").exists():
+        try:
+            tensors = load_file(str(path.with_suffix(".safetensors")))
+            expected = get_peft_model_state_dict(tuned)
+            if set(tensors) != set(expected) or any(tensors[n].shape != expected[n].shape for n in expected):
+                raise ValueError("the cached adapters do not fit the model")
+            set_peft_model_state_dict(tuned, tensors)
+            tuned.eval()
+            return json.loads(path.with_suffix(".json").read_text())["losses"], True
+        except (SafetensorError, OSError, ValueError, KeyError) as exc:
+            log.warning("ignoring a damaged cache entry %s (%s); training again", path, exc)
+    losses = train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({n: t.detach().contiguous() for n, t in get_peft_model_state_dict(tuned).items()},
+              str(path.with_suffix(".safetensors")))
+    path.with_suffix(".json").write_text(json.dumps({"losses": losses}))  # written last
+    return losses, False
 
 
 class AdaptersOff(torch.nn.Module):

@@ -12,7 +12,8 @@ from silobridge.strategies.prompting import Calibration, calibrate, prompt_for, 
 
 def emulator_report(w, losses) -> dict:
     return {"revealed_param_share": w.meta["revealed_param_share"], "kept_layers": w.meta["kept"],
-            "distill_cached": w.meta["distill_cached"], "distill_losses": w.meta["distill_losses"],
+            "distill_cached": w.meta["distill_cached"], "adapters_cached": w.meta["adapters_cached"],
+            "distill_losses": w.meta["distill_losses"],
             "lm_layers": w.meta["lm_layers"], "lora_loss_first_last": [losses[0], losses[-1]]}
 
 
