@@ -53,8 +53,8 @@ def main() -> None:
         for value in values:
             cells, per_task = [], []
             for task in a.tasks.split(","):
-                over = [f"data.path={TASKS[task]}", "data.evaluate_on=validation", f"data.n_val={a.n_val}", "data.n_lm_eval=0",
-                        "lm.cache=true", f"strategy.{option}={value}", *a.set]
+                over = [f"data.path={TASKS[task]}", "data.evaluate_on=validation", f"data.n_val={a.n_val}",
+                        "data.n_lm_eval=0", "lm.cache=true", f"strategy.{option}={value}", *a.set]
                 cfg = from_dict(RunConfig, apply_overrides({}, over))
                 out = Path(a.out) / task / f"{strategy}-{option}-{value}"
                 results, failed = bench([strategy], seeds, cfg, out,
