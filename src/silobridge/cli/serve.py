@@ -61,6 +61,14 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
                                                     help="label-scoring requests of different sessions arriving "
                                                          "within this many ms on the same LM weights run as one "
                                                          "batch (0 = no waiting)"),
+              openai: bool = typer.Option(True, "--openai/--no-openai",
+                                          help="also serve the OpenAI-compatible API (/v1/models, /v1/completions, "
+                                               "/v1/chat/completions) from the LM, with the same key"),
+              served_model_name: str = typer.Option(None, "--served-model-name",
+                                                    help="the model name OpenAI clients ask for (default: the LM "
+                                                         "directory's name, or smollm2-135m-instruct)"),
+              max_model_len: int = typer.Option(2048, "--max-model-len",
+                                                help="most prompt + completion tokens one OpenAI-API request may use"),
               log_level: str = typer.Option("info", "--log-level",
                                             help="server log level: debug, info, warning, error")) -> None:
     """Serve the model party (the LM) over HTTP(S); data parties connect with its URL and API key.
@@ -79,11 +87,26 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
     overrides = list(set_ or []) + ([f"lm.cache={str(cache).lower()}"] if cache is not None else [])
     cfg = build_config(config, overrides, lm=lm)
     server = ModelServer(cfg.lm, cfg.policy, root=home_dir, batch_window=batch_window_ms / 1000)
+    engine = None
+    if openai:
+        if max_model_len < 16:
+            raise ConfigError(f"--max-model-len {max_model_len} is too small", where="--max-model-len",
+                              fix="pass at least 16")
+        from silobridge.models.lm import load_lm
+        from silobridge.serving.engine import CompletionEngine
+
+        c = cfg.lm
+        name = served_model_name or (Path(c.path).name if c.path else "smollm2-135m-instruct")
+        engine = CompletionEngine(lambda: load_lm(c.path, c.threads, c.dtype, c.device), name,
+                                  server.home / "openai-calls.jsonl", max_model_len=max_model_len,
+                                  window=batch_window_ms / 1000)
     scheme = "https" if certfile else "http"
     err.print(f"model party: LM {cfg.lm.path or 'bundled default'}, cache {'on' if cfg.lm.cache else 'off'}, "
-              f"directory {server.home}; listening on {scheme}://{host}:{port} (key from ${api_key_env})")
+              f"directory {server.home}; listening on {scheme}://{host}:{port} (key from ${api_key_env})"
+              + (f"; OpenAI-compatible API at {scheme}://{host}:{port}/v1 as model '{engine.name}'" if engine else ""))
     try:
-        http_server.serve(server, host, port, key, certfile=certfile, keyfile=keyfile, log_level=log_level.lower())
+        http_server.serve(server, host, port, key, certfile=certfile, keyfile=keyfile, log_level=log_level.lower(),
+                          engine=engine)
     except KeyboardInterrupt:  # Ctrl-C is how a service stops: uvicorn has already shut down cleanly
         pass
     err.print("model party stopped")

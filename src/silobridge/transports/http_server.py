@@ -10,8 +10,10 @@ Endpoints (all but ``/health`` need ``Authorization: Bearer <key>``)::
     GET  /v1/stats                        the service's counters (open sessions, batched scoring)
     GET  /v1/sessions/{sid}/ledger        the session's ledger (JSON list)
     GET  /v1/sessions/{sid}/report        a closed session's report (JSON object)
+    GET  /v1/models, POST /v1/completions, POST /v1/chat/completions
+                                          the OpenAI-compatible API (when started with a completion engine)
 
-Errors: ``{"error": to_wire(exc)}`` with 401 (key), 403 (policy), 400 (malformed request), 404
+Errors: ``{"error": to_wire(exc) | {"message", "code"}}`` with 401 (key), 403 (policy), 400 (malformed request), 404
 (unknown session or route), 413 (too large), 422 (config / data / model), 500 (crash)."""
 from __future__ import annotations
 
@@ -36,13 +38,15 @@ if TYPE_CHECKING:
     import uvicorn
 
     from silobridge.parties.model_party import ModelServer
+    from silobridge.serving.engine import CompletionEngine
 
 log = logging.getLogger("silobridge.http")
 
 CHUNK = 1 << 20  # replies leave in 1 MiB slices of the one encoded payload
 SEQ_HEADER = "X-Silobridge-Seq"
 OCTETS = "application/octet-stream"
-NOT_FOUND_WHERE = frozenset({"model.session", "model.ledger", "model.report"})  # ModelServer's "no such ..."
+NOT_FOUND_WHERE = frozenset({"model.session", "model.ledger", "model.report",  # ModelServer's "no such ..."
+                             "openai.model"})
 
 
 class PayloadTooLarge(BoundaryError):
@@ -70,7 +74,9 @@ def error_response(exc: SilobridgeError, status: int | None = None) -> JSONRespo
     The connection is closed after it: the request body may be unread (refused early)."""
     body = to_wire(exc)
     body["type"] = next(c.__name__ for c in type(exc).__mro__ if ERROR_TYPES.get(c.__name__) is c)
-    return JSONResponse({"error": body}, status_code=status or status_for(exc), headers={"Connection": "close"})
+    status = status or status_for(exc)
+    body |= {"message": str(exc), "code": status}  # what OpenAI clients read
+    return JSONResponse({"error": body}, status_code=status, headers={"Connection": "close"})
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -183,9 +189,9 @@ def reply(payload: bytes) -> Response:
 
 
 # --- the app -------------------------------------------------------------------------------------
-def create_app(server: "ModelServer", api_key: str) -> FastAPI:
+def create_app(server: "ModelServer", api_key: str, engine: "CompletionEngine | None" = None) -> FastAPI:
     """The HTTP service for ``server`` (anything with ModelServer's ``open``/``call``/``ledger``/``report``
-    and ``max_bytes``)."""
+    and ``max_bytes``); with ``engine``, also the OpenAI-compatible API (silobridge.serving.openai_api)."""
     if not api_key:
         raise ConfigError("the API key is empty", where="api_key", fix="start the service with a non-empty key")
     app = FastAPI(title="silobridge model party", version=__version__, docs_url=None, redoc_url=None,
@@ -214,8 +220,14 @@ def create_app(server: "ModelServer", api_key: str) -> FastAPI:
 
     @app.get("/v1/stats", dependencies=auth)
     async def stats() -> dict[str, Any]:
-        """The service's counters (open sessions, scoring requests batched)."""
-        return server.stats() if hasattr(server, "stats") else {}
+        """The service's counters (open sessions, scoring requests batched, OpenAI-API completions)."""
+        out = server.stats() if hasattr(server, "stats") else {}
+        return out | ({"completions": engine.stats_dict()} if engine is not None else {})
+
+    if engine is not None:
+        from silobridge.serving.openai_api import install
+
+        install(app, engine, auth, read_body, server.max_bytes)
 
     @app.get("/v1/sessions/{sid}/ledger", dependencies=auth)
     async def ledger(sid: str) -> JSONResponse:
@@ -231,7 +243,8 @@ def create_app(server: "ModelServer", api_key: str) -> FastAPI:
 
 
 def build_server(server: "ModelServer", host: str, port: int, api_key: str, certfile: str | None = None,
-                 keyfile: str | None = None, log_level: str = "info") -> "uvicorn.Server":
+                 keyfile: str | None = None, log_level: str = "info",
+                 engine: "CompletionEngine | None" = None) -> "uvicorn.Server":
     """A uvicorn server for the app (TLS when both ``certfile`` and ``keyfile`` are given); not started."""
     import uvicorn
 
@@ -241,7 +254,7 @@ def build_server(server: "ModelServer", host: str, port: int, api_key: str, cert
     if not certfile and not _is_loopback(host):
         log.warning("serving plain HTTP on %s: the API key and every carrier cross the network unencrypted; "
                     "use --tls-cert/--tls-key (or a TLS proxy)", host)
-    config = uvicorn.Config(create_app(server, api_key), host=host, port=port, log_level=log_level,
+    config = uvicorn.Config(create_app(server, api_key, engine), host=host, port=port, log_level=log_level,
                             ssl_certfile=certfile, ssl_keyfile=keyfile, server_header=False, lifespan="off")
     return uvicorn.Server(config)
 
@@ -254,9 +267,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(server: "ModelServer", host: str = "127.0.0.1", port: int = 8765, api_key: str = "",
-          certfile: str | None = None, keyfile: str | None = None, log_level: str = "info") -> None:
-    """Serve ``server`` over HTTP(S) until interrupted."""
-    build_server(server, host, port, api_key, certfile, keyfile, log_level).run()
+          certfile: str | None = None, keyfile: str | None = None, log_level: str = "info",
+          engine: "CompletionEngine | None" = None) -> None:
+    """Serve ``server`` (and, with ``engine``, the OpenAI-compatible API) over HTTP(S) until interrupted."""
+    build_server(server, host, port, api_key, certfile, keyfile, log_level, engine).run()
 
 
 __all__ = ["create_app", "build_server", "serve", "status_for", "PayloadTooLarge"]

@@ -1,0 +1,1 @@
+"""Serving the LM to clients that speak the OpenAI-compatible API."""
