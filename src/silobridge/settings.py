@@ -48,7 +48,11 @@ class DataConfig:
 
 @dataclass
 class LMConfig:
-    path: str | None = option(None, "local HF causal-LM directory or .gguf file; empty = bundled SmolLM2-135M-Instruct")
+    path: str | None = option(None, "local HF causal-LM directory or .gguf file, or openai:URL[#MODEL] for any "
+                                    "server with an OpenAI-compatible API (URL = its API base, e.g. "
+                                    "http://127.0.0.1:8000/v1); empty = bundled SmolLM2-135M-Instruct")
+    api_key_env: str = option("OPENAI_API_KEY", "with lm.path=openai:URL: the environment variable holding that "
+                                                "server's API key (the key itself never goes in a config)")
     threads: int = option(2, "torch CPU threads")
     dtype: str = option("auto", "LM precision: 'auto' (bfloat16 where the CPU/GPU computes it natively, else float32), "
                                 "'float32', 'bfloat16', or 'float16' (GPU only); trained weights stay float32")

@@ -24,9 +24,10 @@ from silobridge.boundary.gate import Gate
 from silobridge.boundary.policy import array_digest
 from silobridge.configs import from_dict
 from silobridge.data.task import TaskSpec
-from silobridge.errors import BoundaryError, RemoteError, SilobridgeError
+from silobridge.errors import BoundaryError, ConfigError, ModelError, RemoteError, SilobridgeError
 from silobridge.home import home
-from silobridge.models.lm import CausalLM, Meter, load_lm, score_labels
+from silobridge.models.lm import CausalLM, Meter, build_prompt, load_lm, score_labels
+from silobridge.models.remote import TOP_K, OpenAILM, is_remote
 from silobridge.parties.batching import ScoreBatcher
 from silobridge.rng import PartyRNG
 from silobridge.settings import LMConfig, PolicyConfig, TaskKind
@@ -56,6 +57,13 @@ class Received:
         raise AttributeError("received parameters are read-only")
 
 
+def black_box_strategies() -> list[str]:
+    """Strategies that need only text and log-probs from the LM (they run against an OpenAI-compatible server)."""
+    from silobridge.strategies import all_strategies
+
+    return sorted(n for n, cls in all_strategies().items() if cls.black_box)
+
+
 class ModelParty:
     """One session's model party, as a strategy's model side sees it: the task, the LM (its own copy,
     loaded on first use), the cache setting and directory, and the meter."""
@@ -69,12 +77,32 @@ class ModelParty:
         self.cache_dir = cache_dir
         self.meter = Meter()
         self._lm: CausalLM | None = None
+        self._remote: OpenAILM | None = None
         self.batcher: ScoreBatcher | None = None  # set by the server while a batchable operation runs
+
+    @property
+    def black_box(self) -> bool:
+        """Whether the LM is reached over an OpenAI-compatible API (text and log-probs, no weights)."""
+        return is_remote(self._lm_config.path)
+
+    @property
+    def remote(self) -> OpenAILM:
+        if self._remote is None:
+            self._remote = OpenAILM.connect(self._lm_config.path, self._lm_config.api_key_env)
+            self._remote.meter = self.meter
+        return self._remote
+
+    def lm_identity(self) -> str:
+        """What caches key on: the weights' digest, or for a black-box LM its name and address."""
+        return f"remote:{self.remote.name}" if self.black_box else self.lm.digest()
 
     def score_labels(self, texts: list[str], user_template: str, label_words: list[str], max_text_tokens: int,
                      batch_size: int, desc: str, shots: tuple[tuple[str, str], ...] = ()):
         """The LM's label log-probs for ``texts``: from the score cache (``lm.cache``), else batched with
-        other sessions' concurrent requests when the server allows it, else scored here."""
+        other sessions' concurrent requests when the server allows it, else scored here (or, for a
+        black-box LM, by its server)."""
+        if self.black_box:
+            return self.remote.score_labels(texts, user_template, label_words, max_text_tokens, shots)
         if self.batcher is not None and not self.cache:
             return self.batcher.score(self.lm, texts, user_template, label_words, max_text_tokens, batch_size,
                                       desc, shots)
@@ -87,7 +115,7 @@ class ModelParty:
         settings does not redo them. Returns (texts, cached?)."""
         if not self.cache:
             return compute(), False
-        digest = hashlib.sha256(json.dumps([self.lm.digest(), *key]).encode()).hexdigest()[:20]
+        digest = hashlib.sha256(json.dumps([self.lm_identity(), *key]).encode()).hexdigest()[:20]
         path = self.cache_dir / f"{what}-{digest}.json"
         try:
             texts = json.loads(path.read_text())["texts"]
@@ -106,9 +134,23 @@ class ModelParty:
         os.replace(tmp, path)
         return texts, False
 
+    def generate_replies(self, users: list[str], max_new_tokens: int, temperature: float, top_p: float,
+                         batch_size: int, seed: int, desc: str) -> list[str]:
+        """One sampled reply per user message, the chat template applied (by the server, for a black-box LM)."""
+        if self.black_box:
+            return self.remote.generate(users, max_new_tokens, temperature, top_p, seed)
+        from silobridge.models.generate import generate
+
+        prompts = [build_prompt(self.lm, u) for u in users]
+        return generate(self.lm, prompts, max_new_tokens, temperature, top_p, batch_size, seed=seed, desc=desc)
+
     @property
     def lm(self) -> CausalLM:
         """The LM, loaded on first use (strategies that never ask for it never pay for it)."""
+        if self.black_box:
+            raise ModelError(f"this needs the LM's weights, and {self._lm_config.path} is a black box (text and "
+                             "log-probs only)", where="lm.path",
+                             fix=f"use a local LM for this strategy, or one of: {', '.join(black_box_strategies())}")
         if self._lm is None:
             c = self._lm_config
             self._lm = load_lm(c.path, c.threads, c.dtype, c.device)
@@ -123,6 +165,8 @@ class ModelParty:
         """Where and in what precision the LM runs (as resolved from lm.device / lm.dtype)."""
         from silobridge.models.device import resolve
 
+        if self.black_box:
+            return {"device": f"remote ({self.remote.name})", "dtype": "unknown"}
         device, dtype = resolve(self._lm_config.dtype, self._lm_config.device)
         return {"device": str(device), "dtype": str(dtype).removeprefix("torch.")}
 
@@ -144,6 +188,11 @@ class Session:
             raise BoundaryError(f"bad 'open' request: {exc}", where="model.open",
                                 fix="send {'strategy', 'kind', 'task', 'params', 'seed'}") from None
         check_kind(spec, kind)
+        if is_remote(server.lm_config.path) and (not spec.black_box or kind is not TaskKind.CLASSIFY):
+            raise ConfigError(f"'{spec.name}' ({kind.value}) needs the LM's weights, and the model party's LM "
+                              f"{server.lm_config.path} is a black box (text and log-probs only)", where="lm.path",
+                              fix=f"run it with a local LM, or run one of: {', '.join(black_box_strategies())} "
+                                  "(task classify)")
         unknown = set(params) - set(spec.model_params)
         if unknown:
             raise BoundaryError(f"parameters {sorted(unknown)} are not part of '{spec.name}''s protocol",
@@ -204,8 +253,13 @@ class Session:
         total = self.lm_size
         if not total and self.party.lm_loaded:
             total = sum(p.numel() for p in self.party.lm.model.parameters())
-        return {"lm_queries": {"calls": m.calls + m.cached, "tokens_in": m.tokens_in, "tokens_out": m.tokens_out,
-                               "cached": m.cached},
+        queries = {"calls": m.calls + m.cached, "tokens_in": m.tokens_in, "tokens_out": m.tokens_out,
+                   "cached": m.cached}
+        if self.party.black_box and self.party._remote is not None:  # label scores from the top-k only
+            r = self.party._remote
+            queries |= {"black_box": r.name, "top_k": TOP_K, "labels_outside_top_k": r.outside_top_k,
+                        "truncation": r.truncation}
+        return {"lm_queries": queries,
                 "busy_seconds": round(self.busy, 3), "phase_seconds": progress.phase_seconds(self.phases),
                 "lm_param_share_exact": exact / total if total else 0.0,
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -227,7 +281,9 @@ class ModelServer:
         self.batcher = ScoreBatcher(threading.Condition(self._lock), batch_window)
 
     def policy_for(self, party: ModelParty) -> Policy:
-        return Policy([MaxBytes(self.max_bytes), NoModelWeights(lambda: party.lm.parameters())])
+        # a black-box LM's weights are not here to leak (its own server guards them)
+        weights = NoModelWeights(lambda: () if party.black_box else party.lm.parameters())
+        return Policy([MaxBytes(self.max_bytes), weights])
 
     def _check_size(self, payload: bytes, where: str) -> None:
         if len(payload) > self.max_bytes:

@@ -53,6 +53,21 @@ class ChatRequest(_Request):
     top_logprobs: int | None = Field(None, ge=0, le=MAX_ALTERNATIVES)
 
 
+class TokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    prompt: str
+    add_special_tokens: bool = True
+
+
+class DetokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    tokens: list[int]
+
+
 def parse(model: type[BaseModel], body: bytes) -> Any:
     try:
         return model.model_validate_json(body)
@@ -226,6 +241,27 @@ def install(app: FastAPI, engine: CompletionEngine, auth: list, read_body, max_b
                                              "owned_by": "silobridge", "root": engine.name,
                                              "max_model_len": engine.max_model_len}]}
         return metered(request, "models", b"", reply)
+
+    @app.post("/tokenize", dependencies=auth)
+    async def tokenize(request: Request) -> Response:
+        """vLLM's tokenizer endpoint: a prompt's token ids (clients use it to cut texts to a token budget)."""
+        body = await read_body(request, max_bytes)
+        req = parse(TokenizeRequest, body)
+        front.check_model(req.model)
+        ids = front.tok(req.prompt, add_special_tokens=req.add_special_tokens)["input_ids"]
+        return metered(request, "tokenize", body, {"count": len(ids), "max_model_len": engine.max_model_len,
+                                                   "tokens": ids, "token_strs": None})
+
+    @app.post("/detokenize", dependencies=auth)
+    async def detokenize(request: Request) -> Response:
+        body = await read_body(request, max_bytes)
+        req = parse(DetokenizeRequest, body)
+        front.check_model(req.model)
+        vocab = len(front.tok)
+        if any(not 0 <= t < vocab for t in req.tokens):
+            raise BoundaryError(f"a token id is outside the vocabulary [0, {vocab})", where="tokens",
+                                fix="send token ids of this model's tokenizer")
+        return metered(request, "detokenize", body, {"prompt": front.tok.decode(req.tokens)})
 
     @app.post("/v1/completions", dependencies=auth)
     async def completions(request: Request) -> Response:

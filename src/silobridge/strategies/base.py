@@ -90,6 +90,7 @@ class Strategy:
     # whether the deployed causal LM lives at the model party (its perplexity is then asked of it,
     # on evaluation texts sent under the 'evaluation_records' exposure)
     model_lms: ClassVar[bool] = False
+    black_box: ClassVar[bool] = False  # runs against a black-box LM (text and log-probs, no weights)
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:

@@ -28,4 +28,5 @@ class LMServedModel(PromptModelSide):
     """The LM scores inference inputs; it is also the deployed causal LM for evaluation."""
 
     def language_models(self):
-        return {"deployed": self.party.lm}
+        # a black-box LM's perplexity is not measured (it would need its prompt log-probs over every text)
+        return {} if self.party.black_box else {"deployed": self.party.lm}

@@ -10,6 +10,7 @@ from silobridge.strategies.prompting import PROMPT_PARAMS, PromptModelSide
 @register
 class DistillPublic(Strategy):
     name = "distill-public"
+    black_box = True
     summary = "SM trained on private labels + LM soft labels of a public unlabelled pool"
     Config = DistillPublicConfig
     DataSide = DistillPublicData

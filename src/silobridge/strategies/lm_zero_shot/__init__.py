@@ -10,6 +10,7 @@ from silobridge.strategies.prompting import PROMPT_PARAMS
 @register
 class LMZeroShot(Strategy):
     name = "lm-zero-shot"
+    black_box = True
     summary = "LM labels each test text by label-word likelihood (ships test records to the LM: declared)"
     Config = LMZeroShotConfig
     DataSide = LMServedData

@@ -6,6 +6,7 @@ from silobridge.strategies.sm_only.data_side import SMOnlyData
 @register
 class SMOnly(Strategy):
     name = "sm-only"
+    black_box = True
     summary = "SM trained on the private labelled set alone (no LM, nothing crosses)"
     Config = SMOnlyConfig
     DataSide = SMOnlyData

@@ -14,6 +14,7 @@ from silobridge.strategies.synthetic.model_side import SYNTHETIC_PARAMS, Synthet
 @register
 class Synthetic(Strategy):
     name = "synthetic"
+    black_box = True
     summary = "LM writes labelled synthetic texts (2nd round steered by DP class prototypes); SM trains on them"
     Config = SyntheticConfig
     DataSide = SyntheticData

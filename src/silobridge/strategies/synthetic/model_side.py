@@ -7,8 +7,6 @@ import re
 
 from silobridge.boundary import Carrier, Config, TextBatch
 from silobridge.errors import BoundaryError
-from silobridge.models.generate import generate
-from silobridge.models.lm import build_prompt
 from silobridge.strategies.base import ModelSide
 
 # generation requests (model party): round 0 varies the style for diversity; round 1 adds terms
@@ -68,8 +66,7 @@ class SyntheticModel(ModelSide):
                 raise BoundaryError(f"'terms' must hold one list per class ({k})", where="model.generate")
             terms = [[str(t)[:40] for t in row] for row in terms]
         users, labels = requests(party.task, per_class, terms, cfg.terms_per_prompt, random.Random(seed * 7 + rnd))
-        prompts = [build_prompt(party.lm, u) for u in users]
         params = [cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, seed * 1000 + rnd]
-        texts, _ = party.memo_texts("generated", [prompts, *params], lambda: generate(
-            party.lm, prompts, *params[:4], seed=params[4], desc=f"LM writing round {rnd}"))
+        texts, _ = party.memo_texts("generated", [users, *params], lambda: party.generate_replies(
+            users, *params, desc=f"LM writing round {rnd}"))
         return TextBatch(items=texts, labels=labels, purpose="synthetic")
