@@ -66,9 +66,10 @@ def cfg_for(small_cfg, lm_path: str, **strategy):
     return dataclasses.replace(small_cfg, lm=lm, strategy=strategy)
 
 
-def test_lm_zero_shot_against_a_black_box_matches_the_in_process_lm(small_cfg, chat_lm_dir, black_box, tmp_path):
-    local = run("lm-zero-shot", cfg_for(small_cfg, chat_lm_dir), tmp_path / "local")
-    remote = run("lm-zero-shot", cfg_for(small_cfg, black_box), tmp_path / "remote")
+@pytest.mark.parametrize(("name", "opts"), [("lm-zero-shot", {}), ("router", {"max_lm_calls_per_100": 50})])
+def test_against_a_black_box_matches_the_in_process_lm(name, opts, small_cfg, chat_lm_dir, black_box, tmp_path):
+    local = run(name, cfg_for(small_cfg, chat_lm_dir, **opts), tmp_path / "local")
+    remote = run(name, cfg_for(small_cfg, black_box, **opts), tmp_path / "remote")
     q = remote["objectives"]["lm_queries"]
     assert q["black_box"].startswith("chat-lm") and q["top_k"] == 20 and q["truncation"] == "tokens"
     assert q["labels_outside_top_k"] == 0  # the rigged head: both label words always in the top 20
