@@ -125,7 +125,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=60)
     print(f"\n{a.clients} clients x {a.requests} requests, up to {a.max_tokens} tokens each, {a.dtype}\n")
-    print("| server | requests | failed | requests/s | generated tokens/s | p50 s | p95 s |\n|---|---|---|---|---|---|---|")
+    print("| server | requests | failed | requests/s | generated tokens/s | p50 s | p95 s |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in rows:
         print(f"| {name} | {r['requests']} | {r['failed']} | {r['requests_per_s']:.1f} | {r['tokens_per_s']:.0f} | "
               f"{r['p50_s']:.2f} | {r['p95_s']:.2f} |")
