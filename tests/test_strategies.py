@@ -19,7 +19,7 @@ CONTRACT = {
 
 
 # options that keep the tiny runs fast (the full-vocabulary distillation dominates otherwise)
-FAST = {"emulator": {"distill_steps": 3}, "offsite-tuning": {"distill_steps": 3},
+FAST = {"emulator": {"distill_steps": 3}, "offsite-tuning": {"distill_steps": 3}, "proxy-tuning": {"distill_steps": 3},
         "dp-synthetic": {"cut_bottom": 1, "cut_top": 1, "distill_steps": 2, "per_class": 4, "gen_epochs": 1,
                          "min_words": 0, "max_new_tokens": 8, "noise_seed": 0},
         "synthetic": {"per_class": 4, "max_new_tokens": 16, "noise_seed": 0}}  # DP noise seeded: two runs compared
@@ -259,3 +259,16 @@ def test_emulator_and_offsite_tuning_share_the_adapters_they_train(small_cfg, tm
     assert first["report"]["lm_eval"]["deployed"] == second["report"]["lm_eval"]["emulator+adapters"]
     fresh = dataclasses.replace(cfg, seed=cfg.seed + 1)  # other records: trained anew
     assert run("emulator", fresh, tmp_path / "c")["report"]["adapters_cached"] is False
+
+
+def test_proxy_tuning_with_alpha_zero_is_the_lm_alone(small_cfg, tmp_path):
+    """alpha = 0 removes the emulator's shift: the predictions are lm-zero-shot's (same prompt, same
+    calibration on the same public texts)."""
+    lm_alone = run("lm-zero-shot", small_cfg, tmp_path / "lm")
+    proxy = run("proxy-tuning", dataclasses.replace(small_cfg, strategy={"alpha": 0.0, "distill_steps": 2}),
+                tmp_path / "proxy")
+    assert proxy["objectives"]["utility"]["accuracy"] == lm_alone["objectives"]["utility"]["accuracy"]
+    assert proxy["objectives"]["utility"]["auc"] == pytest.approx(lm_alone["objectives"]["utility"]["auc"], abs=1e-9)
+    steered = run("proxy-tuning", dataclasses.replace(small_cfg, strategy={"alpha": 1.0, "distill_steps": 2}),
+                  tmp_path / "steered")
+    assert steered["report"]["alpha"] == 1.0 and steered["report"]["adapters_cached"] is True  # same adapters
