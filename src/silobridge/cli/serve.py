@@ -88,6 +88,11 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
     cfg = build_config(config, overrides, lm=lm)
     server = ModelServer(cfg.lm, cfg.policy, root=home_dir, batch_window=batch_window_ms / 1000)
     engine = None
+    from silobridge.models.remote import is_remote
+
+    if openai and is_remote(cfg.lm.path):  # the LM already has its own API: relaying it is not our job
+        err.print("[yellow]note[/]: the LM is a black box (lm.path=openai:...): the OpenAI-compatible API is not served")
+        openai = False
     if openai:
         if max_model_len < 16:
             raise ConfigError(f"--max-model-len {max_model_len} is too small", where="--max-model-len",
