@@ -91,7 +91,8 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
     from silobridge.models.remote import is_remote
 
     if openai and is_remote(cfg.lm.path):  # the LM already has its own API: relaying it is not our job
-        err.print("[yellow]note[/]: the LM is a black box (lm.path=openai:...): the OpenAI-compatible API is not served")
+        err.print("[yellow]note[/]: the LM is a black box (lm.path=openai:...): "
+                  "the OpenAI-compatible API is not served")
         openai = False
     if openai:
         if max_model_len < 16:
