@@ -28,7 +28,9 @@ class PromptConfig:
                                    "placeholders; empty = the task's template")
     label_words: tuple[str, ...] = option((), "answer word per class, in label order; empty = the task's "
                                               "verbalizer (else its label names)")
-    calibration: Calibration = option(Calibration.PRIOR, "data-side calibration: none, mean or prior")
+    calibration: Calibration = option(Calibration.MEAN, "data-side calibration: none, mean or prior (mean: best "
+                                                        "validation macro-F1 for lm-zero-shot and distill-public on "
+                                                        "both bundled tasks, benchmarks/choose_defaults.py)")
     calibration_texts: int = option(200, "public texts the LM scores once, after any tuning, to estimate its label "
                                          "bias for mean/prior calibration (never the texts being classified)")
     n_shots: int = option(0, "in-context demonstrations per class, drawn from the public pool and labelled by "
