@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from silobridge.errors import ConfigError, ModelError
-from silobridge.models.lm import Meter
+from silobridge.models.lm import Meter, renormalise
 
 TOP_K = 20
 PREFIX = "openai:"
@@ -133,8 +133,7 @@ class OpenAILM:
         rows = self._map(one, self.truncate(texts, max_text_tokens))
         logp = np.array([[v for v, _ in r] for r in rows], np.float64).reshape(len(texts), len(label_words))
         self.outside_top_k += sum(not hit for r in rows for _, hit in r)
-        logp -= np.logaddexp.reduce(logp, axis=1, keepdims=True) if len(texts) else 0
-        return logp.astype(np.float32)
+        return renormalise(logp)
 
     def generate(self, users: list[str], max_new_tokens: int, temperature: float, top_p: float,
                  seed: int = 0) -> list[str]:
