@@ -23,7 +23,7 @@ from silobridge.configs import apply_overrides, from_dict
 from silobridge.settings import RunConfig
 
 CLASSIFY = ["sm-only", "lm-zero-shot", "distill-public", "synthetic", "emulator", "offsite-tuning",
-            "reverse-distill", "dp-synthetic", "lm-finetune-private", "router", "proxy-tuning"]
+            "reverse-distill", "dp-synthetic", "lm-finetune-private", "router", "proxy-tuning", "retrieval"]
 DOMAIN_LM = ["lm-zero-shot", "emulator", "offsite-tuning", "dp-synthetic", "lm-finetune-private"]
 ENCODER_ROW = "sm-only, encoder SM (reference)"  # the other rows' SMs are TF-IDF
 
@@ -51,7 +51,7 @@ def row(rs: list[dict], kind: str) -> str:
     busy = [x["compute"]["data_party_seconds"] + x["compute"]["model_party_seconds"] for x in o]
     wall = [x["compute"].get("wall_seconds") for x in o]  # absent in results written before it existed
     budget = [x.get("labels", {}).get("total") for x in o]  # absent in results written before it existed
-    head = ([fmt([x["accuracy"] for x in u]), fmt([x["auc"] for x in u]),
+    head = ([fmt([x["accuracy"] for x in u]), fmt([x["macro_f1"] for x in u]), fmt([x["auc"] for x in u]),
              mean(budget) if None not in budget else "–"] if kind == "classify" else [])
     return " | ".join([rs[0]["strategy"], str(len(rs)), *head, fmt([x.get("perplexity") for x in u], ".1f"),
                        fmt([x.get("next_token_accuracy") for x in u]),
@@ -131,8 +131,8 @@ def main() -> None:
     for kind in kinds:
         names = plan[kind][0]
         print(f"\n### task = {kind} (mean ± sd over seeds)\n")
-        print(f"| strategy | runs | {'acc | AUC | labels | ' if kind == 'classify' else ''}{cols} |")
-        print("|" + "---|" * (cols.count("|") + (6 if kind == "classify" else 3)))
+        print(f"| strategy | runs | {'acc | macro-F1 | AUC | labels | ' if kind == 'classify' else ''}{cols} |")
+        print("|" + "---|" * (cols.count("|") + (7 if kind == "classify" else 3)))
         for name in ([ENCODER_ROW] if kind == "classify" else []) + names:
             if (kind, name) in rows:
                 print(f"| {row(rows[(kind, name)], kind)} |")

@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from silobridge.boundary import (Activations, Config, HardLabels, Metrics, PrivacySpend, SoftLabels, TextBatch,
-                                 Weights, decode)
+from silobridge.boundary import (Activations, Config, ContextQuery, HardLabels, Metrics, PrivacySpend, SoftLabels,
+                                 TextBatch, Weights, decode)
 from silobridge.boundary.carriers import MAGIC
 from silobridge.errors import BoundaryError
 
 CARRIERS = [
     TextBatch(["héllo wörld", "second"], purpose="public pool", labels=[0, 1]),
+    ContextQuery(["query one", "query two"], context=np.array([[2, 0], [1, -1]]), purpose="inference",
+                 exposure="inference_records"),
     SoftLabels(values=np.arange(6, dtype=np.float32).reshape(3, 2), label_names=["a", "b"]),
     HardLabels(values=np.array([1, 0, 1])),
     Weights(tensors={"b": np.ones((2, 3), np.float32), "a": np.zeros(4, np.float16)}, origin="adapter"),

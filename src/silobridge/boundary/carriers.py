@@ -285,6 +285,21 @@ class TextBatch(Carrier):
 
 
 @dataclass
+class ContextQuery(Carrier):
+    """Texts to classify, each with its context examples: row i of ``context`` holds indices into the
+    labelled examples sent earlier in the session (a ``TextBatch``), most relevant first; -1 pads."""
+
+    kind: ClassVar[str] = "context_query"
+    finite: ClassVar[bool] = True
+    items: list[str] = field(default_factory=list)
+    context: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+    purpose: str = "texts"
+
+    def texts(self) -> list[str]:
+        return list(self.items)
+
+
+@dataclass
 class SoftLabels(Carrier):
     """Per-class scores for a batch: log-probabilities (``log=True``) or probabilities."""
 

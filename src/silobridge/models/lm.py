@@ -282,6 +282,27 @@ def score_labels(lm: CausalLM, texts: list[str], user_template: str, label_words
     return out
 
 
+def score_with_context(lm: CausalLM, texts: list[str], user_template: str, label_words: list[str],
+                       shots_each: list[tuple[tuple[str, str], ...]], max_text_tokens: int = 96, batch_size: int = 8,
+                       desc: str = "LM scoring") -> np.ndarray:
+    """:func:`score_labels` where each text comes with its own demonstrations (e.g. retrieved examples)."""
+    if len(shots_each) != len(texts):
+        raise ModelError(f"{len(shots_each)} demonstration lists for {len(texts)} texts", where="shots_each")
+    enc = [encode_prompts(lm, [t], user_template, max_text_tokens, shots)[0] for t, shots in zip(texts, shots_each)]
+    if not enc:
+        return np.zeros((0, len(label_words)), np.float32)
+    out = renormalise(score_prompts(lm.model, enc, first_token_ids(lm, label_words), lm.tokenizer.pad_token_id,
+                                    batch_size, desc))
+    lm.meter.bill_prompts(enc)
+    return out
+
+
+def truncate_texts(lm: CausalLM, texts: list[str], max_tokens: int) -> list[str]:
+    """Each text cut to ``max_tokens`` of the LM's tokens (decoded back, as prompts are built)."""
+    tok = lm.tokenizer
+    return [tok.decode(tok(t, add_special_tokens=False)["input_ids"][:max_tokens]) for t in texts]
+
+
 def renormalise(logp: np.ndarray) -> np.ndarray:
     """Log-probabilities of the label words, renormalised over the labels (rows sum to 1 in prob space)."""
     return torch.log_softmax(torch.from_numpy(np.asarray(logp, np.float32)), -1).numpy()

@@ -114,12 +114,17 @@ class OpenAILM:
         return self._map(cut, texts)
 
     def score_labels(self, texts: list[str], user_template: str, label_words: list[str], max_text_tokens: int = 96,
-                     shots: tuple[tuple[str, str], ...] = ()) -> np.ndarray:
+                     shots: tuple[tuple[str, str], ...] = (),
+                     shots_each: list[tuple[tuple[str, str], ...]] | None = None) -> np.ndarray:
         """log P(first token of each label word | chat prompt(text)) renormalised over the labels, from the
-        top-k log-probs of the answer's first token: (n, k)."""
-        history = [m for q, a in shots for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+        top-k log-probs of the answer's first token: (n, k). ``shots_each``: each text's own demonstrations
+        (instead of ``shots``, the same for all)."""
+        each = shots_each if shots_each is not None else [shots] * len(texts)
 
-        def one(text: str) -> list[float]:
+        def one(item: tuple[str, tuple[tuple[str, str], ...]]) -> list[float]:
+            text, demos = item
+            history = [m for q, a in demos for m in ({"role": "user", "content": q},
+                                                     {"role": "assistant", "content": a})]
             msgs = history + [{"role": "user", "content": user_template.replace("{text}", text)}]
             reply = self._chat(msgs, max_tokens=1, temperature=0, logprobs=True, top_logprobs=TOP_K)
             try:
@@ -130,7 +135,7 @@ class OpenAILM:
                                  fix="use a server that supports logprobs/top_logprobs on chat completions") from None
             return label_logprobs(found, label_words)
 
-        rows = self._map(one, self.truncate(texts, max_text_tokens))
+        rows = self._map(one, list(zip(self.truncate(texts, max_text_tokens), each)))
         logp = np.array([[v for v, _ in r] for r in rows], np.float64).reshape(len(texts), len(label_words))
         self.outside_top_k += sum(not hit for r in rows for _, hit in r)
         return renormalise(logp)

@@ -18,6 +18,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from silobridge import progress
 from silobridge.boundary import Carrier, Config, Ledger, MaxBytes, NoModelWeights, Policy, TextBatch, decode, expect
 from silobridge.boundary.gate import Gate
@@ -26,7 +28,8 @@ from silobridge.configs import from_dict
 from silobridge.data.task import TaskSpec
 from silobridge.errors import BoundaryError, ConfigError, ModelError, RemoteError, SilobridgeError
 from silobridge.home import home
-from silobridge.models.lm import CausalLM, Meter, build_prompt, load_lm, score_labels
+from silobridge.models.lm import (CausalLM, Meter, build_prompt, load_lm, score_labels, score_with_context,
+                                 truncate_texts)
 from silobridge.models.remote import TOP_K, OpenAILM, is_remote
 from silobridge.parties.batching import ScoreBatcher
 from silobridge.rng import PartyRNG
@@ -108,6 +111,22 @@ class ModelParty:
                                       desc, shots)
         return score_labels(self.lm, texts, user_template, label_words, max_text_tokens, batch_size, desc,
                             cache_dir=self.cache_dir if self.cache else None, shots=shots)
+
+    def score_with_context(self, texts: list[str], user_template: str, label_words: list[str],
+                           shots_each: list[tuple[tuple[str, str], ...]], max_text_tokens: int, batch_size: int,
+                           desc: str) -> np.ndarray:
+        """:meth:`score_labels` where each text brings its own demonstrations (never cached or co-batched:
+        the prompts differ per text)."""
+        if self.black_box:
+            return self.remote.score_labels(texts, user_template, label_words, max_text_tokens, shots_each=shots_each)
+        return score_with_context(self.lm, texts, user_template, label_words, shots_each, max_text_tokens,
+                                  batch_size, desc)
+
+    def truncate(self, texts: list[str], max_tokens: int) -> list[str]:
+        """Each text cut to ``max_tokens`` of the LM's tokens (the server's, for a black-box LM)."""
+        if self.black_box:
+            return self.remote.truncate(texts, max_tokens)
+        return truncate_texts(self.lm, texts, max_tokens)
 
     def memo_texts(self, what: str, key: list, compute: Callable[[], list[str]]) -> tuple[list[str], bool]:
         """With ``lm.cache``, texts the LM produced for ``key`` (its weights' digest first) are kept in the

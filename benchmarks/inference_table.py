@@ -1,0 +1,109 @@
+"""Collaborative inference, side by side: the new strategies (router, retrieval from private records and
+from the public pool, proxy-tuning) next to `sm-only` and `lm-zero-shot`, several seeds, bundled defaults
+(issue 12's closing-note table), and the router's validation cost-quality curve as a plot file.
+
+    .venv/bin/python benchmarks/inference_table.py --seeds 0,1,2 --out runs/inference
+        [--set data.path=bundled:wordnet-nouns]
+
+Each run is a normal resumable `silobridge bench` run under OUT/<row>/seed<N>; `lm.cache` is on (the LM's
+label scores of a text are computed once and reused by the strategies that send it the same prompt).
+Prints a markdown table, mean ± sd over seeds; writes OUT/router-curve.png.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from silobridge.bench.suite import bench
+from silobridge.configs import apply_overrides, from_dict
+from silobridge.settings import RunConfig
+
+ROWS = [  # (row, strategy, extra overrides)
+    ("sm-only", "sm-only", []),
+    ("lm-zero-shot", "lm-zero-shot", []),
+    ("router", "router", []),
+    ("retrieval, private neighbours (sanitised)", "retrieval", []),
+    ("retrieval, public neighbours", "retrieval", ["strategy.source=public"]),
+    ("proxy-tuning", "proxy-tuning", []),
+]
+
+
+def ms(xs: list[float], spec: str = ".3f") -> str:
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return format(xs[0], spec)
+    return f"{format(statistics.mean(xs), spec)} ± {format(statistics.stdev(xs), spec)}"
+
+
+def line(row: str, rs: list[dict]) -> str:
+    o = [r["objectives"] for r in rs]
+    u = [x["utility"] for x in o]
+    q = [x["lm_queries"] for x in o]
+    c = [x["communication"] for x in o]
+    exposures = sorted({k for x in o for k in x["privacy"]["exposures"]})
+    exp = ", ".join(f"{k} {statistics.mean(x['privacy']['exposures'].get(k, {}).get('texts', 0) for x in o):,.0f}"
+                    for k in exposures) or "none"
+    rep = [r["report"] for r in rs]
+    lm_share = ms([x.get("lm_share") for x in rep], ".2f") if any("lm_share" in x for x in rep) else "–"
+    return " | ".join([row, str(len(rs)), ms([x["accuracy"] for x in u]), ms([x["macro_f1"] for x in u]),
+                       ms([x["auc"] for x in u]), ms([x["calls"] for x in q], ",.0f"),
+                       ms([x["tokens_in"] for x in q], ",.0f"), lm_share,
+                       ms([x["bytes_data_to_model"] for x in c], ",.0f"),
+                       ms([x["bytes_model_to_data"] for x in c], ",.0f"), exp,
+                       ms([x["compute"].get("wall_seconds") for x in o], ",.0f")])
+
+
+def plot_router(rs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for r in rs:
+        v = r["report"].get("validation", {})
+        curve = v.get("curve") or []
+        if curve:
+            ax.plot([p["lm_share"] for p in curve], [p["quality"] for p in curve], label=f"seed {r['seed']}")
+    ax.set_xlabel("share of queries sent to the LM")
+    ax.set_ylabel(f"validation {rs[0]['report'].get('target', {}).get('metric', 'accuracy')}")
+    ax.set_title("router: cost-quality curve (validation)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--out", default="runs/inference")
+    ap.add_argument("--set", action="append", default=[], help="extra config overrides")
+    args = ap.parse_args()
+    seeds, out = [int(s) for s in args.seeds.split(",")], Path(args.out)
+    table, failures = {}, []
+    for seed in seeds:  # seed by seed: an interrupted table resumes
+        for row, name, extra in ROWS:
+            cfg = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", *args.set, *extra]))
+            slug = row.split(",")[0].replace(" ", "-") + ("-public" if "source=public" in extra else "")
+            results, failed = bench([name], [seed], cfg, out / slug,
+                                    lambda k, n, s, d: print(f"  {n} seed {s} {d}", flush=True))
+            table.setdefault(row, []).extend(results)
+            failures += failed
+    print("\n| strategy | runs | acc | macro-F1 | AUC | LM calls | LM prompt tokens | LM share | bytes d→m | "
+          "bytes m→d | exposures (texts) | wall s |\n|" + "---|" * 12)
+    for row, _, _ in ROWS:
+        if table.get(row):
+            print(f"| {line(row, table[row])} |")
+    if table.get("router"):
+        plot_router(table["router"], out / "router-curve.png")
+        print(f"\nrouter curve: {out / 'router-curve.png'}")
+    if failures:
+        raise SystemExit("failed: " + "; ".join(failures))
+
+
+if __name__ == "__main__":
+    main()
