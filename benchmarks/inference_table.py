@@ -5,8 +5,10 @@ from the public pool, proxy-tuning) next to `sm-only` and `lm-zero-shot`, severa
     .venv/bin/python benchmarks/inference_table.py --seeds 0,1,2 --out runs/inference
         [--set data.path=bundled:wordnet-nouns]
 
-Each run is a normal resumable `silobridge bench` run under OUT/<row>/seed<N>; `lm.cache` is on (the LM's
-label scores of a text are computed once and reused by the strategies that send it the same prompt).
+Each run is a normal resumable `silobridge bench` run under OUT/<strategy>/seed<N> (the variant under
+OUT/retrieval-public/retrieval/seed<N>), the layout of `benchmarks/strategy_table.py`: pointed at a table's
+directory, it reuses the runs the table already finished. `lm.cache` is on (the LM's label scores of a text
+are computed once and reused by the strategies that send it the same prompt).
 Prints a markdown table, mean ± sd over seeds; writes OUT/router-curve.png.
 """
 from __future__ import annotations
@@ -88,8 +90,8 @@ def main() -> None:
     for seed in seeds:  # seed by seed: an interrupted table resumes
         for row, name, extra in ROWS:
             cfg = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", *args.set, *extra]))
-            slug = row.split(",")[0].replace(" ", "-") + ("-public" if "source=public" in extra else "")
-            results, failed = bench([name], [seed], cfg, out / slug,
+            where = out / "retrieval-public" if "strategy.source=public" in extra else out
+            results, failed = bench([name], [seed], cfg, where,
                                     lambda k, n, s, d: print(f"  {n} seed {s} {d}", flush=True))
             table.setdefault(row, []).extend(results)
             failures += failed

@@ -91,6 +91,9 @@ class Strategy:
     # on evaluation texts sent under the 'evaluation_records' exposure)
     model_lms: ClassVar[bool] = False
     black_box: ClassVar[bool] = False  # runs against a black-box LM (text and log-probs, no weights)
+    # sends something computed from private records without a DP guarantee and without a declared exposure
+    # of the records themselves (e.g. an SM's labels): its ε is then unbounded (bench.score)
+    private_derived: ClassVar[bool] = False
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:

@@ -18,6 +18,7 @@ class Retrieval(Strategy):
     ModelSide = RetrievalModel
     model_params = PROMPT_PARAMS + ("demo_tokens",)
     exposes = frozenset({"inference_records", "retrieved_records"})
+    private_derived = True  # SM labels (of public texts, or of neighbours) from private training
 
 
 __all__ = ["Retrieval", "RetrievalConfig", "Source"]

@@ -17,4 +17,5 @@ class ReverseDistill(Strategy):
     ModelSide = TunedLMModel
     model_params = TUNE_PARAMS
     exposes = frozenset({"inference_records"})
+    private_derived = True  # SM labels (of public texts, or of neighbours) from private training
     model_lms = True

@@ -1,0 +1,95 @@
+"""`silobridge report` on real (tiny) runs, opened in a real headless browser (Debian's chromium with its
+chromedriver, driven by selenium; no browser download): no console error, every plot renders, a table row
+per strategy. The screenshot is kept under test-artifacts/."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from silobridge.bench.report import load_runs, render, write_report
+from silobridge.bench.runner import run
+from silobridge.cli.main import app
+from silobridge.errors import DataError
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory, tiny_lm_dir):
+    from silobridge.configs import apply_overrides, from_dict
+    from silobridge.settings import RunConfig
+    from conftest import SMALL
+
+    root = tmp_path_factory.mktemp("runs")
+    cfg = from_dict(RunConfig, apply_overrides({}, SMALL + [f"lm.path={tiny_lm_dir}"]))
+    for name, seed in [("sm-only", 0), ("sm-only", 1), ("lm-zero-shot", 0), ("distill-public", 0)]:
+        run(name, dataclasses.replace(cfg, seed=seed), root / name / f"seed{seed}")
+    return root
+
+
+def test_report_is_self_contained(runs_dir):
+    page = render(load_runs([runs_dir]))
+    assert "<script" in page and "cdn." not in page.split("</script>", 1)[1]  # plotly inlined, nothing fetched
+    assert page.count('class="plot"') == 5  # four fronts + what crossed
+
+
+def test_report_names_a_bad_input(tmp_path):
+    with pytest.raises(DataError, match="no finished runs"):
+        load_runs([tmp_path])
+    (tmp_path / "result.json").write_text("{broken")
+    with pytest.raises(DataError, match="cannot read a result"):
+        load_runs([tmp_path])
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+def test_report_renders_in_a_headless_browser(runs_dir, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(app, ["report", str(runs_dir), "--out", str(out), "--weights", "bytes=0.3"])
+    assert res.exit_code == 0, res.output
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1300,3000"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
+    try:
+        driver.get(out.as_uri())
+        plots = driver.find_elements(By.CSS_SELECTOR, ".plot .js-plotly-plot")
+        assert len(plots) == 5
+        for p in plots:  # rendered: plotly drew its SVG layers and at least one trace
+            assert p.find_elements(By.CSS_SELECTOR, "svg.main-svg")
+            assert p.find_elements(By.CSS_SELECTOR, ".scatterlayer .trace, .barlayer .trace")
+        rows = driver.find_elements(By.CSS_SELECTOR, "table.objectives tbody tr")
+        names = {r.find_elements(By.TAG_NAME, "td")[0].text for r in rows}
+        assert names == {"sm-only", "lm-zero-shot", "distill-public"}
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, json.dumps(errors)[:500]
+        ARTIFACTS.mkdir(exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / "report.png"))
+    finally:
+        driver.quit()
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def test_plan_from_the_cli(runs_dir, tmp_path):
+    r = CliRunner().invoke(app, ["plan", "--runs", str(runs_dir), "--local-inference", "--data", "my.csv"])
+    assert r.exit_code == 0, r.output
+    assert "excluded lm-zero-shot:" in r.output and "queries are sent to the LM" in r.output
+    assert "run the winner: silobridge run" in r.output and "--data my.csv" in r.output
+    none = CliRunner().invoke(app, ["plan", "--runs", str(runs_dir), "--max-bytes", "0", "--min-utility", "2"])
+    assert none.exit_code == 1 and "no measured strategy meets every constraint" in none.output
+    missing = CliRunner().invoke(app, ["plan"])
+    assert missing.exit_code == 2 and "--pilot" in missing.output
+    c = tmp_path / "c.toml"
+    c.write_text("max_epsilon = -1\n")
+    bad = CliRunner().invoke(app, ["plan", "--runs", str(runs_dir), "--constraints", str(c)])
+    assert bad.exit_code == 2 and "max-epsilon" in bad.output
