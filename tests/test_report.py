@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from silobridge.bench.report import load_runs, render, write_report
+from silobridge.bench.report import load_runs, render
 from silobridge.bench.runner import run
 from silobridge.cli.main import app
 from silobridge.errors import DataError
@@ -47,7 +47,8 @@ def test_report_names_a_bad_input(tmp_path):
         load_runs([tmp_path])
 
 
-@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+@pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 def test_report_renders_in_a_headless_browser(runs_dir, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.common.by import By
@@ -57,7 +58,8 @@ def test_report_renders_in_a_headless_browser(runs_dir, tmp_path):
     assert res.exit_code == 0, res.output
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1300,3000"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1300,3000"):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=DRIVER))
@@ -93,3 +95,20 @@ def test_plan_from_the_cli(runs_dir, tmp_path):
     c.write_text("max_epsilon = -1\n")
     bad = CliRunner().invoke(app, ["plan", "--runs", str(runs_dir), "--constraints", str(c)])
     assert bad.exit_code == 2 and "max-epsilon" in bad.output
+
+
+def test_the_default_table_reads_in_80_columns(runs_dir):
+    from rich.console import Console
+
+    from silobridge.cli.main import result_table
+
+    results = [r for _, r in load_runs([runs_dir])]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(result_table(results))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    for name in ("sm-only", "lm-zero-shot", "distill-public"):
+        assert name in text
+    wide = Console(width=300, record=True, color_system=None)
+    wide.print(result_table(results, wide=True))
+    assert "peak MB" in wide.export_text()

@@ -20,6 +20,7 @@ ModelUrlOpt = typer.Option(None, "--model-url", help="the model party's service 
                                                      "https://lm.example.org:8765; default: in this process")
 ApiKeyEnvOpt = typer.Option("SILOBRIDGE_API_KEY", "--api-key-env",
                             help="NAME of the environment variable holding the service's API key (with --model-url)")
+WideOpt = typer.Option(False, "--wide", help="every objective column (the default fits 80 columns)")
 CaCertOpt = typer.Option(None, "--ca-cert", help="PEM certificate to trust for the service's TLS (self-signed)")
 
 
@@ -74,7 +75,8 @@ def run_cmd(strategy: str = typer.Argument(..., help="strategy name (see `silobr
             config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt, text_col: str = TextColOpt,
             label_col: str = LabelColOpt, lm: str = LMOpt, sm: str = SMOpt, task: str = TaskOpt,
             seed: int = typer.Option(None, "--seed", help="seed (overrides the config)"),
-            model_url: str = ModelUrlOpt, api_key_env: str = ApiKeyEnvOpt, ca_cert: Path = CaCertOpt) -> None:
+            model_url: str = ModelUrlOpt, api_key_env: str = ApiKeyEnvOpt, ca_cert: Path = CaCertOpt,
+            wide: bool = WideOpt) -> None:
     """Run one strategy; writes OUT/result.json and both parties' ledgers (OUT/ledger.jsonl, the data
     party's; OUT/ledger.model.jsonl, the model party's). With --model-url the model party is a service
     elsewhere (`silobridge serve`); its lm.* settings are then the service's."""
@@ -85,7 +87,7 @@ def run_cmd(strategy: str = typer.Argument(..., help="strategy name (see `silobr
     cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm, seed=seed,
                        task=task)
     result = run(strategy, cfg, out, remote=remote_of(model_url, api_key_env, ca_cert))
-    print_table([result])
+    print_table([result], wide)
     print_phases(result)
     err.print(f"wrote {out / 'result.json'} and {out / 'ledger.jsonl'}")
 
@@ -99,7 +101,7 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
               config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt,
               text_col: str = TextColOpt, label_col: str = LabelColOpt, lm: str = LMOpt,
               sm: str = SMOpt, task: str = TaskOpt, model_url: str = ModelUrlOpt, api_key_env: str = ApiKeyEnvOpt,
-              ca_cert: Path = CaCertOpt) -> None:
+              ca_cert: Path = CaCertOpt, wide: bool = WideOpt) -> None:
     """Run several strategies x seeds (each in its own process), resume finished ones, write
     OUT/results.jsonl and print a table. With --model-url every run talks to that model party."""
     from silobridge.bench.suite import bench
@@ -120,21 +122,44 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
     link = [] if model_url is None else ["--model-url", model_url, "--api-key-env", api_key_env] + (
         ["--ca-cert", str(ca_cert)] if ca_cert else [])
     results, failures = bench(names, seed_list, cfg, out, on_event=event, run_args=link)
-    print_table(results)
+    print_table(results, wide)
     err.print(f"wrote {out / 'results.jsonl'}")
     if failures:
         err.print("[bold red]failed runs[/] (see each run's log.txt):\n  " + "\n  ".join(failures))
         raise typer.Exit(1)
 
 
-def print_table(results: list[dict]) -> None:
-    table = Table("strategy", "task", "seed", "acc", "macro-F1", "AUC", "ppl", "next-tok", "bytes d→m", "bytes m→d",
-                  "LM calls", "ε",
-                  "canary", "raw rec", "declared", "LM share", "data s", "model s", "wall s", "peak MB")
+def human_bytes(n: float) -> str:
+    """412k, 8.6k, 1.2M: bytes in four characters or so."""
+    for unit in ("", "k", "M", "G"):
+        if abs(n) < 1000 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "" or n >= 10 else f"{n:.1f}{unit}"
+        n /= 1000
+    return f"{n:.0f}G"
+
+
+def result_table(results: list[dict], wide: bool = False) -> Table:
+    """The results as a table: key columns (fits 80 columns), or every objective with ``wide``."""
+    from rich import box
 
     def num(x, fmt: str) -> str:
         return "-" if x is None else format(x, fmt)
 
+    if not wide:
+        table = Table("strategy", "seed", "acc/ppl", "sent", "recv", "LM calls", "leaks", "s", box=box.SIMPLE_HEAD,
+                      caption="leaks: canary/raw-record hits; sent/recv: bytes to/from the LM side; --wide: all")
+        for r in results:
+            o = r["objectives"]
+            u, c, p, t = o["utility"], o["communication"], o["privacy"], o["compute"]
+            utility = num(u.get("accuracy"), ".3f") if u.get("accuracy") is not None else \
+                "ppl " + num(u.get("perplexity"), ".1f")
+            table.add_row(r["strategy"], str(r["seed"]), utility, human_bytes(c["bytes_data_to_model"]),
+                          human_bytes(c["bytes_model_to_data"]), f"{o['lm_queries']['calls']:,}",
+                          f"{p['canary_hits']}/{p['raw_record_hits']}", num(t.get("wall_seconds"), ".0f"))
+        return table
+    table = Table("strategy", "task", "seed", "acc", "macro-F1", "AUC", "ppl", "next-tok", "bytes d→m", "bytes m→d",
+                  "LM calls", "ε", "canary", "raw rec", "declared", "LM share", "data s", "model s", "wall s",
+                  "peak MB")
     for r in results:
         o = r["objectives"]
         u, c, p, t = o["utility"], o["communication"], o["privacy"], o["compute"]
@@ -147,7 +172,11 @@ def print_table(results: list[dict]) -> None:
                       str(p["raw_record_hits"]), str(p["declared_exposures"]), num(share, ".2f"),
                       f"{t['data_party_seconds']:.1f}", f"{t['model_party_seconds']:.1f}",
                       num(t.get("wall_seconds"), ".0f"), f"{t['peak_rss_mb']:.0f}")
-    out_console.print(table)
+    return table
+
+
+def print_table(results: list[dict], wide: bool = False) -> None:
+    out_console.print(result_table(results, wide))
 
 
 def print_phases(result: dict, top: int = 8) -> None:
@@ -161,7 +190,7 @@ def print_phases(result: dict, top: int = 8) -> None:
 
 @app.command("show")
 @friendly
-def show_cmd(path: Path = typer.Argument(..., help="a result.json or results.jsonl")) -> None:
+def show_cmd(path: Path = typer.Argument(..., help="a result.json or results.jsonl"), wide: bool = WideOpt) -> None:
     """Print the table for saved results."""
     from silobridge.errors import DataError
 
@@ -169,7 +198,7 @@ def show_cmd(path: Path = typer.Argument(..., help="a result.json or results.jso
         raise DataError("file not found", where=str(path), fix="pass a result.json or results.jsonl")
     text = path.read_text()
     rows = [json.loads(text)] if path.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x]
-    print_table(rows)
+    print_table(rows, wide)
     if len(rows) == 1:
         print_phases(rows[0])
 
