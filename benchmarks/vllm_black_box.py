@@ -60,7 +60,8 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=60)
     print(f"\nseed {a.seed}, {' '.join(a.set)}, {a.dtype}\n")
-    print("| strategy | LM | acc | macro-F1 | AUC | LM calls | labels outside top 20 | wall s |\n|---|---|---|---|---|---|---|---|")
+    print("| strategy | LM | acc | macro-F1 | AUC | LM calls | labels outside top 20 | wall s |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, where, acc, f1, auc, calls, out, wall in rows:
         print(f"| {name} | {where} | {acc:.3f} | {f1:.3f} | {auc:.3f} | {calls:,} | {out} | {wall:.0f} |")
 
