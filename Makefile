@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/silobridge bench --out runs/demo
+	$(VENV)/bin/silobridge demo --out runs/demo
 
 test: setup
 	$(PY) -m pytest -q

@@ -112,3 +112,18 @@ def test_the_default_table_reads_in_80_columns(runs_dir):
     wide = Console(width=300, record=True, color_system=None)
     wide.print(result_table(results, wide=True))
     assert "peak MB" in wide.export_text()
+
+
+def test_demo_tells_the_story(tmp_path, tiny_lm_dir):
+    from conftest import SMALL
+
+    args = ["demo", "--out", str(tmp_path / "demo")]
+    for s in SMALL + [f"lm.path={tiny_lm_dir}", "strategy.per_class=4", "strategy.max_new_tokens=16",
+                      "strategy.noise_seed=0"]:
+        args += ["--set", s]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert any(x.startswith("Test accuracy: sm-only (the data party alone)") for x in lines)
+    assert any(x.startswith("Across the boundary: ") for x in lines) and any(x.startswith("Cost: ") for x in lines)
+    assert (tmp_path / "demo" / "report.html").stat().st_size > 100_000

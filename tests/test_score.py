@@ -84,3 +84,16 @@ def test_no_private_records_counts_measured_leaks():
     leaky = result("reverse-distill", 0.8, hits=1200, declared=1000)  # 200 records crossed undeclared
     (row,) = rows_of([leaky])
     assert why_excluded(row, Constraints(no_private_records=True)).startswith("private records")
+
+
+def test_story_says_what_gained_crossed_and_cost():
+    from silobridge.bench.story import story
+
+    runs = [r | {"objectives": r["objectives"] | {"compute": r["objectives"]["compute"] | {"wall_seconds": 5.0}}}
+            for r in RUNS[1:4]]
+    gained, crossed, cost = story(runs)
+    assert gained == "Test accuracy: sm-only (the data party alone) 0.720; distill-public 0.800 (+0.080), " \
+                     "synthetic 0.760 (+0.040)."
+    assert "distill-public sent 500.0 kB and received 500.0 kB (0 private-record and 0 canary hits)" in crossed
+    assert "ε = 2.00" in crossed and cost.startswith("Cost: distill-public 1,000 LM calls and 5 s")
+    assert story(RUNS[2:4]) == []  # no baseline, no story
