@@ -127,3 +127,15 @@ def test_demo_tells_the_story(tmp_path, tiny_lm_dir):
     assert any(x.startswith("Test accuracy: sm-only (the data party alone)") for x in lines)
     assert any(x.startswith("Across the boundary: ") for x in lines) and any(x.startswith("Cost: ") for x in lines)
     assert (tmp_path / "demo" / "report.html").stat().st_size > 100_000
+
+
+def test_bench_shows_live_progress(small_cfg, tmp_path):
+    from silobridge.bench.suite import bench
+
+    events = []
+    results, failures = bench(["lm-zero-shot"], [0], small_cfg, tmp_path,
+                              on_event=lambda *e: events.append(e), live=True)
+    assert not failures and results
+    shown = [d for kind, _, _, d in events if kind == "progress"]
+    assert shown and all(d.endswith("/s") for d in shown)  # 'LM scoring inference 7/7, 12.3/s'
+    assert not (tmp_path / "lm-zero-shot" / "seed0" / "status.txt").exists()

@@ -43,10 +43,35 @@ def phase_seconds(table: dict[str, float] | None = None) -> dict[str, float]:
     return {k: round(v, 3) for k, v in (_CURRENT.get() if table is None else table).items()}
 
 
+STATUS_ENV = "SILOBRIDGE_STATUS_FILE"  # set by `bench` for each run it starts: the run's live status goes there
+
+
+def _status(items: Iterable[T], desc: str, total: int | None, path: str) -> Iterator[T]:
+    """Yield ``items``, writing 'desc<TAB>done<TAB>total<TAB>items/s' to ``path`` at most twice a second."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    t0 = last = time.perf_counter()
+    for i, item in enumerate(items, 1):
+        yield item
+        now = time.perf_counter()
+        if now - last >= 0.5 or i == total:
+            last = now
+            tmp = f"{path}.tmp"
+            try:
+                with open(tmp, "w") as fh:
+                    fh.write(f"{desc}\t{i}\t{total or ''}\t{i / max(now - t0, 1e-9):.2f}")
+                os.replace(tmp, path)
+            except OSError:  # a status line is a courtesy: never fail a run for it
+                pass
+
+
 def track(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
     key = re.sub(r"\s*\b\d+/\d+\b", "", desc).strip() or desc  # "DP-SGD epoch 2/3" -> "DP-SGD epoch"
     table = _CURRENT.get()
     t0 = time.perf_counter()
+    status = os.environ.get(STATUS_ENV)
+    if status:
+        items = _status(items, desc, total, status)
     try:
         if not enabled():
             yield from items
@@ -57,3 +82,12 @@ def track(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T
         yield from rich_track(items, description=desc, total=total, console=Console(stderr=True), transient=True)
     finally:
         table[key] = table.get(key, 0.0) + time.perf_counter() - t0
+
+
+def read_status(path) -> str | None:
+    """A run's live status line, as `bench` shows it: 'LM scoring 120/1000, 9.8/s'."""
+    try:
+        desc, done, total, rate = open(path).read().split("\t")
+    except (OSError, ValueError):
+        return None
+    return f"{desc} {done}{'/' + total if total else ''}, {float(rate):.1f}/s"

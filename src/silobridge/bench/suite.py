@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from silobridge import progress
 from silobridge.bench.runner import RESULT, config_digest
 from silobridge.configs import from_dict, to_dict
 from silobridge.errors import ConfigError, SilobridgeError
@@ -44,9 +48,10 @@ def same_run(prev: dict[str, Any], name: str, digest: str) -> bool:
 
 def bench(strategies: list[str], seeds: list[int], cfg: RunConfig, out: Path,
           on_event: Callable[[str, str, int, str], None] = lambda *a: None,
-          run_args: list[str] | None = None) -> tuple[list[dict], list[str]]:
-    """Returns (results, failures). ``on_event(kind, strategy, seed, detail)`` reports progress;
-    ``run_args`` are passed on to each ``silobridge run`` (e.g. the model party's URL)."""
+          run_args: list[str] | None = None, live: bool = False) -> tuple[list[dict], list[str]]:
+    """Returns (results, failures). ``on_event(kind, strategy, seed, detail)`` reports progress (kinds:
+    skip, start, done, fail; with ``live`` also 'progress': the running phase, items done and items/s, at
+    most twice a second); ``run_args`` are passed on to each ``silobridge run`` (e.g. the model party's URL)."""
     for name in strategies:
         check_kind(get(name), cfg.task)  # unknown names, or a strategy that cannot run the task, fail before any work
     unknown = set(cfg.strategy) - {k for n in strategies for k in strategy_options(n, cfg.strategy)}
@@ -72,12 +77,9 @@ def bench(strategies: list[str], seeds: list[int], cfg: RunConfig, out: Path,
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "config.json").write_text(json.dumps(to_dict(run_cfg), indent=2))
             on_event("start", name, seed, str(run_dir))
-            proc = subprocess.run([sys.executable, "-m", "silobridge", "run", name, "--config",
-                                   str(run_dir / "config.json"), "--out", str(run_dir), *(run_args or [])],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            (run_dir / "log.txt").write_text(proc.stdout + proc.stderr)
-            if proc.returncode != 0 or not done.exists():
-                tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            returncode, stderr = _run_child(name, seed, run_dir, run_args, on_event if live else None)
+            if returncode != 0 or not done.exists():
+                tail = (stderr.strip().splitlines() or ["(no output)"])[-1]
                 failures.append(f"{name} seed {seed}: {tail}")
                 on_event("fail", name, seed, tail)
                 continue
@@ -87,3 +89,27 @@ def bench(strategies: list[str], seeds: list[int], cfg: RunConfig, out: Path,
         for r in results:
             fh.write(json.dumps(r, sort_keys=True) + "\n")
     return results, failures
+
+
+def _run_child(name: str, seed: int, run_dir: Path, run_args: list[str] | None,
+               on_event: Callable[[str, str, int, str], None] | None) -> tuple[int, str]:
+    """`silobridge run` in its own process; its live status is passed on as 'progress' events."""
+    status = run_dir / "status.txt"
+    status.unlink(missing_ok=True)
+    with (run_dir / "log.txt").open("w") as log, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "silobridge", "run", name, "--config",
+                                 str(run_dir / "config.json"), "--out", str(run_dir), *(run_args or [])],
+                                stdout=log, stderr=err, text=True,
+                                env=dict(os.environ, **{progress.STATUS_ENV: str(status)}))
+        shown = None
+        while proc.poll() is None:
+            time.sleep(0.5)
+            line = progress.read_status(status)
+            if on_event and line and line != shown:
+                shown = line
+                on_event("progress", name, seed, line)
+        err.seek(0)
+        stderr = err.read()
+        log.write(stderr)
+    status.unlink(missing_ok=True)
+    return proc.returncode, stderr

@@ -47,13 +47,13 @@ def demo_cmd(out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="ou
     from silobridge.bench.report import write_report
     from silobridge.bench.story import story
     from silobridge.bench.suite import bench
-    from silobridge.cli.main import print_table
+    from silobridge.cli.main import live_events, print_table
 
     cfg = build_config(None, ["lm.cache=true", *(set_ or [])])
     err.print(f"demo: {', '.join(DEMO)} on the bundled reviews (400 private labels, 1,000 test texts), seed 0; "
               "about 3 minutes on a 2-core CPU with bfloat16, 6 in float32")
-    results, failures = bench(DEMO, [0], cfg, out,
-                              on_event=lambda k, n, s, d: err.print(f"{k:5} {n} seed {s} {d}"))
+    with err.status("starting") as status:
+        results, failures = bench(DEMO, [0], cfg, out, on_event=live_events(status), live=True)
     print_table(results)
     for sentence in story(results):
         print(sentence)
@@ -140,6 +140,7 @@ def plan_cmd(runs: list[Path] = typer.Option(None, "--runs", help="directories o
 
 def _pilot(config, set_, data, text_col, label_col, lm, sm, minutes: float, out: Path) -> Path:
     from silobridge.bench.suite import bench
+    from silobridge.cli.main import live_events
 
     cfg = build_config(config, PILOT_SETS + list(set_ or []), data=data, text_col=text_col, label_col=label_col,
                        lm=lm, sm=sm)
@@ -151,5 +152,6 @@ def _pilot(config, set_, data, text_col, label_col, lm, sm, minutes: float, out:
         if time.time() - t0 > minutes * 60:
             err.print(f"pilot: {minutes:g} minutes spent; not starting {name} and the rest")
             break
-        bench([name], [0], cfg, out, on_event=lambda k, n, s, d: err.print(f"{k:5} {n} seed {s} {d}"))
+        with err.status("starting") as status:
+            bench([name], [0], cfg, out, on_event=live_events(status), live=True)
     return out

@@ -114,19 +114,29 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
     except ValueError:
         raise ConfigError(f"cannot read seeds {seeds!r}", where="--seeds", fix="give integers: --seeds 0,1,2") from None
 
-    def event(kind: str, name: str, seed: int, detail: str) -> None:
-        style = {"skip": "dim", "start": "cyan", "done": "green", "fail": "bold red"}[kind]
-        err.print(f"[{style}]{kind:5}[/] {name} seed {seed} {detail}")
-
     remote_of(model_url, api_key_env, ca_cert)  # check the key and certificate before any run
     link = [] if model_url is None else ["--model-url", model_url, "--api-key-env", api_key_env] + (
         ["--ca-cert", str(ca_cert)] if ca_cert else [])
-    results, failures = bench(names, seed_list, cfg, out, on_event=event, run_args=link)
+    with err.status("starting") as status:
+        results, failures = bench(names, seed_list, cfg, out, on_event=live_events(status), run_args=link, live=True)
     print_table(results, wide)
     err.print(f"wrote {out / 'results.jsonl'}")
     if failures:
         err.print("[bold red]failed runs[/] (see each run's log.txt):\n  " + "\n  ".join(failures))
         raise typer.Exit(1)
+
+
+def live_events(status):
+    """bench's events for a terminal: one line per start/done/fail, the running phase on a status line."""
+    def event(kind: str, name: str, seed: int, detail: str) -> None:
+        if kind == "progress":
+            status.update(f"{name} seed {seed}: {detail}")
+            return
+        style = {"skip": "dim", "start": "cyan", "done": "green", "fail": "bold red"}[kind]
+        err.print(f"[{style}]{kind:5}[/] {name} seed {seed} {detail}")
+        if kind == "start":
+            status.update(f"{name} seed {seed}: starting")
+    return event
 
 
 def human_bytes(n: float) -> str:
