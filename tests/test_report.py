@@ -139,3 +139,15 @@ def test_bench_shows_live_progress(small_cfg, tmp_path):
     shown = [d for kind, _, _, d in events if kind == "progress"]
     assert shown and all(d.endswith("/s") for d in shown)  # 'LM scoring inference 7/7, 12.3/s'
     assert not (tmp_path / "lm-zero-shot" / "seed0" / "status.txt").exists()
+
+
+def test_plan_runs_a_bounded_pilot_when_nothing_is_measured(tmp_path, tiny_lm_dir):
+    from conftest import SMALL
+
+    args = ["plan", "--pilot", "--pilot-minutes", "0", "--pilot-out", str(tmp_path / "pilot")]
+    for s in SMALL + [f"lm.path={tiny_lm_dir}"]:
+        args += ["--set", s]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "not starting lm-zero-shot and the rest" in r.output  # the bound: nothing starts after 0 minutes
+    assert "run the winner: silobridge run sm-only" in r.output and "from a pilot" in r.output
