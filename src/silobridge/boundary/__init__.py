@@ -1,5 +1,5 @@
 """The silo boundary: carriers, gates, ledger, policy. Knows nothing of models, strategies or networks."""
-from silobridge.boundary.carriers import (Activations, Carrier, Config, ContextQuery, HardLabels, Metrics,
+from silobridge.boundary.carriers import (Activations, Carrier, Config, ContextQuery, HardLabels, LogitShift, Metrics,
                                           PrivacySpend, SoftLabels, TextBatch, Weights, decode, expect)
 from silobridge.boundary.fingerprint import TextFingerprint
 from silobridge.boundary.gate import Gate
@@ -8,7 +8,7 @@ from silobridge.boundary.ledger import Entry, Ledger
 from silobridge.boundary.policy import (MaxBytes, NoCanary, NoModelWeights, NoPrivateModel, NoPrivateRecords,
                                         Outgoing, Policy, Rule)
 
-__all__ = ["Activations", "Carrier", "Config", "ContextQuery", "HardLabels", "Metrics", "PrivacySpend", "SoftLabels",
-           "TextBatch", "Weights", "decode", "expect", "Gate", "TextFingerprint",
+__all__ = ["Activations", "Carrier", "Config", "ContextQuery", "HardLabels", "LogitShift", "Metrics", "PrivacySpend",
+           "SoftLabels", "TextBatch", "Weights", "decode", "expect", "Gate", "TextFingerprint",
            "Entry", "Ledger", "MaxBytes", "NoCanary", "NoModelWeights", "NoPrivateModel", "NoPrivateRecords",
            "Outgoing", "Policy", "Rule", "strings"]

@@ -300,6 +300,22 @@ class ContextQuery(Carrier):
 
 
 @dataclass
+class LogitShift(Carrier):
+    """Offsets to add to a causal LM's next-token logits on ``items``: row p of ``token_ids`` / ``values``
+    is the p-th next-token position over the texts' tokens (``max_len`` each), in order."""
+
+    kind: ClassVar[str] = "logit_shift"
+    finite: ClassVar[bool] = True
+    items: list[str] = field(default_factory=list)
+    token_ids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int32))
+    values: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float16))
+    max_len: int = 128
+
+    def texts(self) -> list[str]:
+        return list(self.items)
+
+
+@dataclass
 class SoftLabels(Carrier):
     """Per-class scores for a batch: log-probabilities (``log=True``) or probabilities."""
 

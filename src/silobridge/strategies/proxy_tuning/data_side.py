@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from silobridge.boundary import SoftLabels, TextBatch, expect
+from silobridge.boundary import Config, LogitShift, SoftLabels, TextBatch, expect
+from silobridge.models.causal import evaluate_lms
 from silobridge.models.lm import CausalLM, renormalise, score_labels
-from silobridge.strategies.base import DataParty, DataSide
+from silobridge.models.proxy import logit_shifts, summarise
+from silobridge.strategies.base import DataParty, DataSide, TaskKind
 from silobridge.strategies.emulation import AdaptersOff, fetch_and_tune
 from silobridge.strategies.emulator.data_side import emulator_report
 from silobridge.strategies.prompting import Calibration, calibrate, prompt_for, words_for
@@ -18,11 +20,13 @@ from silobridge.strategies.prompting import Calibration, calibrate, prompt_for, 
 class ProxyTuningData(DataSide):
     def fit(self, data: DataParty) -> None:
         c = self.config
-        self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, c, data.seed)
+        domain = self.kind is TaskKind.DOMAIN_LM
+        self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, c, data.seed, raw_text=domain)
         self.untuned = CausalLM(self.emu_lm.tokenizer, AdaptersOff(self.tuned), "emulator")
         self.prior, self.bias = data.label_prior(), None
         self.report = emulator_report(w, losses) | {"alpha": c.alpha}
-        if c.calibration is not Calibration.NONE:  # the steered LM's label bias, on public texts
+        self.data = data if domain else None  # evaluation steers the LM through the data party's link
+        if not domain and c.calibration is not Calibration.NONE:  # the steered LM's label bias, on public texts
             texts = data.public[:c.calibration_texts]
             self.bias = self._steered(data, texts, "calibration", None).mean(0)
 
@@ -38,3 +42,22 @@ class ProxyTuningData(DataSide):
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
         logp = self._steered(data, texts, "inference", "inference_records")
         return calibrate(logp, self.config.calibration, self.prior, self.bias)
+
+    def evaluate(self, texts: list[str]) -> dict[str, dict[str, float]]:
+        """domain-lm: the steered LM's perplexity (the model party applies the shifts sent, chunk by chunk,
+        and returns sums), the LM alone's on the same tokens, and the emulators' (computed here)."""
+        rows = evaluate_lms({"emulator": self.untuned, "emulator + adapters": self.emu_lm}, texts)
+        if self.data is None:
+            return rows
+        c, parts, sent = self.config, [], 0
+        self.data.admit(texts, "evaluation_records")
+        for s in range(0, len(texts), c.shift_chunk):
+            chunk = texts[s:s + c.shift_chunk]
+            ids, vals = logit_shifts(self.emu_lm, self.untuned.model, chunk, c.alpha, c.shift_k)
+            sent += ids.size
+            reply = self.data.model.call("proxy_perplexity", LogitShift(chunk, token_ids=ids, values=vals,
+                                                                        exposure="evaluation_records"))
+            parts.append(expect(reply, Config).values)
+        steered = summarise(parts)
+        self.report |= {"shift_k": c.shift_k, "shift_entries_sent": sent}
+        return rows | steered
