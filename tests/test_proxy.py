@@ -62,3 +62,18 @@ def test_proxy_tuning_runs_domain_lm(small_cfg, tmp_path):
     assert r["report"]["shift_entries_sent"] == 32 * rows["deployed"]["tokens"]
     assert r["objectives"]["privacy"]["exposures"]["evaluation_records"]["texts"] == small_cfg.data.n_lm_eval
     assert r["objectives"]["communication"]["bytes_data_to_model"] > 6 * r["report"]["shift_entries_sent"]
+
+
+def test_an_emulator_without_its_adapters_scores_with_a_shared_prompt_opening(tiny_lm_dir):
+    """Regression: label scoring reuses the prompts' common opening through a KV cache built from the
+    model's config; the adapters-off view of a LoRA model must offer it (proxy-tuning's untuned emulator)."""
+    from silobridge.models.lm import CausalLM, score_labels
+    from silobridge.models.lora import LoraSpec, add_lora
+    from silobridge.strategies.emulation import AdaptersOff
+
+    lm = load_lm(tiny_lm_dir, dtype="float32", device="cpu")
+    off = CausalLM(lm.tokenizer, AdaptersOff(add_lora(lm.model, None, LoraSpec())), "emulator")
+    user = "Please read the following short review carefully and say whether it is great: {text}"
+    shared = score_labels(off, TEXTS, user, ["yes", "no"], share_prefix=True)
+    whole = score_labels(off, TEXTS, user, ["yes", "no"], share_prefix=False)
+    assert np.allclose(shared, whole, atol=1e-4)

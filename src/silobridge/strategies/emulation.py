@@ -298,6 +298,10 @@ class AdaptersOff(torch.nn.Module):
         super().__init__()
         self.peft_model = peft_model
 
+    @property
+    def config(self):  # what callers read of a model (a KV cache is built from it)
+        return self.peft_model.config
+
     def forward(self, **kw):
         with self.peft_model.disable_adapter():
             return self.peft_model(**kw)
