@@ -45,9 +45,9 @@ def line(row: str, rs: list[dict]) -> str:
     u = [x["utility"] for x in o]
     q = [x["lm_queries"] for x in o]
     c = [x["communication"] for x in o]
-    exposures = sorted({k for x in o for k in x["privacy"]["exposures"]})
+    exposures = sorted({k for x in o for k, v in x["privacy"]["exposures"].items() if v.get("texts")})
     exp = ", ".join(f"{k} {statistics.mean(x['privacy']['exposures'].get(k, {}).get('texts', 0) for x in o):,.0f}"
-                    for k in exposures) or "none"
+                    for k in exposures) or "none"  # texts per exposure (weights carriers have none)
     rep = [r["report"] for r in rs]
     lm_share = ms([x.get("lm_share") for x in rep], ".2f") if any("lm_share" in x for x in rep) else "–"
     return " | ".join([row, str(len(rs)), ms([x["accuracy"] for x in u]), ms([x["macro_f1"] for x in u]),
@@ -95,6 +95,8 @@ def main() -> None:
                                     lambda k, n, s, d: print(f"  {n} seed {s} {d}", flush=True))
             table.setdefault(row, []).extend(results)
             failures += failed
+    print("\nLM prompt tokens: those the LM computed; texts served from lm.cache (scored by an earlier run with the "
+          "same LM and prompt) count as calls, not tokens")
     print("\n| strategy | runs | acc | macro-F1 | AUC | LM calls | LM prompt tokens | LM share | bytes d→m | "
           "bytes m→d | exposures (texts) | wall s |\n|" + "---|" * 12)
     for row, _, _ in ROWS:
