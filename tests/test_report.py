@@ -151,3 +151,17 @@ def test_plan_runs_a_bounded_pilot_when_nothing_is_measured(tmp_path, tiny_lm_di
     assert r.exit_code == 0, r.output
     assert "not starting lm-zero-shot and the rest" in r.output  # the bound: nothing starts after 0 minutes
     assert "run the winner: silobridge run sm-only" in r.output and "from a pilot" in r.output
+
+
+def test_a_label_budget_sweep_gets_its_curves(runs_dir):
+    import copy
+
+    runs = load_runs([runs_dir])
+    swept = []
+    for where, r in runs:  # the same runs as if measured at a second budget too
+        r2 = copy.deepcopy(r)
+        r2["config"]["data"]["n_private"] = 20
+        swept += [(where, r), (where, r2)]
+    page = render(swept)
+    assert "label-budget curves" in page and page.count('class="plot"') == 6
+    assert "sm-only @20 labels" in page and "sm-only @40 labels" in page
