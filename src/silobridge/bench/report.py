@@ -202,7 +202,8 @@ def render(runs: list[tuple[Path, dict[str, Any]]], weights: dict[str, float] | 
             "0.9·log(1+ε)/log(1+ε<sub>max</sub>) for a DP ε, 1 when unbounded.</p>")
         normalised = {r.name: {k: None if v is None else round(v, 4) for k, v in r.norm.items()}
                       | {"score": round(r.score, 4)} for r in rows}
-        parts.append('<pre class="normalisation">' + html.escape(json.dumps(normalised, indent=1)) + "</pre>")
+        parts.append("<details><summary>each strategy's normalised objectives</summary>"
+                     '<pre class="normalisation">' + html.escape(json.dumps(normalised, indent=1)) + "</pre></details>")
         parts.append("<h3>Pareto fronts</h3><ul>" + "".join(
             f"<li>{html.escape(LABELS.get(c, c))}: {html.escape(', '.join(v) or '–')}</li>" for c, v in f.items())
             + "</ul>")
