@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 from pathlib import Path
 
 from silobridge.bench.suite import bench
 from silobridge.configs import apply_overrides, from_dict
 from silobridge.settings import RunConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from strategy_table import fmt as ms  # noqa: E402  (mean ± sd over seeds, as the strategy table writes it)
 
 ROWS = [  # (row, strategy, extra overrides)
     ("sm-only", "sm-only", []),
@@ -29,15 +33,6 @@ ROWS = [  # (row, strategy, extra overrides)
     ("retrieval, public neighbours", "retrieval", ["strategy.source=public"]),
     ("proxy-tuning", "proxy-tuning", []),
 ]
-
-
-def ms(xs: list[float], spec: str = ".3f") -> str:
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return "–"
-    if len(xs) == 1:
-        return format(xs[0], spec)
-    return f"{format(statistics.mean(xs), spec)} ± {format(statistics.stdev(xs), spec)}"
 
 
 def line(row: str, rs: list[dict]) -> str:

@@ -150,7 +150,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
             # 3. evaluation: the data silo's LMs here; the model party's LMs by the model party, on
             #    texts sent under the declared 'evaluation_records' exposure
             if eval_texts:
-                lm_rows = side.evaluate(eval_texts)
+                lm_rows = side.evaluate(eval_texts, data)
                 if spec.model_lms:
                     data.admit(eval_texts, "evaluation_records")
                     batch = TextBatch(eval_texts, purpose="evaluation", exposure="evaluation_records")

@@ -45,8 +45,9 @@ class DataSide(ABC):
         party computes it; the model side's LMs are evaluated by the model party)."""
         return {}
 
-    def evaluate(self, texts: list[str]) -> dict[str, dict[str, float]]:
-        """The data party's own evaluation: perplexity of each of its causal LMs on ``texts``."""
+    def evaluate(self, texts: list[str], data: DataParty | None = None) -> dict[str, dict[str, float]]:
+        """The data party's own evaluation: perplexity of each of its causal LMs on ``texts``. ``data``: the
+        data party, for an evaluation that asks the model party (a deployed LM that spans both parties)."""
         from silobridge.models.causal import evaluate_lms
 
         return evaluate_lms(self.language_models(), texts)

@@ -25,7 +25,6 @@ class ProxyTuningData(DataSide):
         self.untuned = CausalLM(self.emu_lm.tokenizer, AdaptersOff(self.tuned), "emulator")
         self.prior, self.bias = data.label_prior(), None
         self.report = emulator_report(w, losses) | {"alpha": c.alpha}
-        self.data = data if domain else None  # evaluation steers the LM through the data party's link
         if not domain and c.calibration is not Calibration.NONE:  # the steered LM's label bias, on public texts
             texts = data.public[:c.calibration_texts]
             self.bias = self._steered(data, texts, "calibration", None).mean(0)
@@ -43,19 +42,19 @@ class ProxyTuningData(DataSide):
         logp = self._steered(data, texts, "inference", "inference_records")
         return calibrate(logp, self.config.calibration, self.prior, self.bias)
 
-    def evaluate(self, texts: list[str]) -> dict[str, dict[str, float]]:
+    def evaluate(self, texts: list[str], data: DataParty | None = None) -> dict[str, dict[str, float]]:
         """domain-lm: the steered LM's perplexity (the model party applies the shifts sent, chunk by chunk,
         and returns sums), the LM alone's on the same tokens, and the emulators' (computed here)."""
         rows = evaluate_lms({"emulator": self.untuned, "emulator + adapters": self.emu_lm}, texts)
-        if self.data is None:
+        if self.kind is not TaskKind.DOMAIN_LM or data is None:
             return rows
         c, parts, sent = self.config, [], 0
-        self.data.admit(texts, "evaluation_records")
+        data.admit(texts, "evaluation_records")
         for s in range(0, len(texts), c.shift_chunk):
             chunk = texts[s:s + c.shift_chunk]
             ids, vals = logit_shifts(self.emu_lm, self.untuned.model, chunk, c.alpha, c.shift_k)
             sent += ids.size
-            reply = self.data.model.call("proxy_perplexity", LogitShift(chunk, token_ids=ids, values=vals,
+            reply = data.model.call("proxy_perplexity", LogitShift(chunk, token_ids=ids, values=vals,
                                                                         exposure="evaluation_records"))
             parts.append(expect(reply, Config).values)
         steered = summarise(parts)

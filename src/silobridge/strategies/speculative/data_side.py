@@ -13,12 +13,12 @@ from silobridge.strategies.emulation import fetch_and_tune
 class SpeculativeData(DataSide):
     def fit(self, data: DataParty) -> None:
         self.emu_lm, self.tuned, w, losses = fetch_and_tune(data, self.config, data.seed, raw_text=True)
-        self.data = data  # the generation workload runs at evaluation time, on held-out texts
         self.report = {"revealed_param_share": w.meta["revealed_param_share"], "kept_layers": w.meta["kept"],
                        "adapters_cached": w.meta["adapters_cached"], "distill_cached": w.meta["distill_cached"]}
 
-    def evaluate(self, texts: list[str]) -> dict:
-        c, data, tok = self.config, self.data, self.emu_lm.tokenizer
+    def evaluate(self, texts: list[str], data: DataParty | None = None) -> dict:
+        """The generation workload, at evaluation time, on held-out texts (``data``: the link to the LM)."""
+        c, tok = self.config, self.emu_lm.tokenizer
         prompts = [tok.decode(tok(t, add_special_tokens=False)["input_ids"][:c.prompt_tokens])
                    for t in texts[:c.prompts]]
         data.admit(prompts, "inference_records")  # the prompts go to the LM: declared
