@@ -83,10 +83,10 @@ def test_report_renders_in_a_headless_browser(runs_dir, tmp_path):
 
 
 def test_plan_from_the_cli(runs_dir, tmp_path):
-    r = CliRunner().invoke(app, ["plan", "--runs", str(runs_dir), "--local-inference", "--data", "my.csv"])
+    r = CliRunner().invoke(app, ["plan", "--runs", str(runs_dir), "--local-inference", "--data", "my data.csv"])
     assert r.exit_code == 0, r.output
     assert "excluded lm-zero-shot:" in r.output and "queries are sent to the LM" in r.output
-    assert "run the winner: silobridge run" in r.output and "--data my.csv" in r.output
+    assert "run the winner: silobridge run" in r.output and "--data 'my data.csv'" in r.output  # one argument
     none = CliRunner().invoke(app, ["plan", "--runs", str(runs_dir), "--max-bytes", "0", "--min-utility", "2"])
     assert none.exit_code == 1 and "no measured strategy meets every constraint" in none.output
     missing = CliRunner().invoke(app, ["plan"])

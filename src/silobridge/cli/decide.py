@@ -104,10 +104,9 @@ def plan_cmd(runs: list[Path] = typer.Option(None, "--runs", help="directories o
              "max_lm_calls_per_1k": max_lm_calls_per_1k, "max_bytes": max_bytes,
              "max_data_party_seconds": max_data_party_seconds, "min_utility": min_utility}
     c = from_dict(Constraints, base | {k: v for k, v in flags.items() if v is not None}, prefix="constraints.")
-    user = [f"--data {data}"] if data else []
-    user += [f"--text-col {text_col}"] if text_col else []
-    user += [f"--label-col {label_col}"] if label_col else []
-    user += [f"--lm {lm}"] if lm else []
+    # the user's own data and model, passed on to the winner's command (one argument each: Plan.command quotes)
+    user = [a for flag, value in (("--data", data), ("--text-col", text_col), ("--label-col", label_col),
+                                  ("--lm", lm)) if value for a in (flag, value)]
     trust = ""
     if not runs:
         if not pilot:
