@@ -6,7 +6,9 @@ writes each synthetic row once; candidates that differ only on the data side reu
 tasks, so a default must hold on a task it was not designed on:
 
 - `calibration` of `lm-zero-shot` and `distill-public`: none, mean or prior;
-- `agreement_keep` of `synthetic` (the share of each class's generated rows its filter keeps).
+- `agreement_keep` of `synthetic` (the share of each class's generated rows its filter keeps);
+- `k` and `local_agreement` of `retrieval` (neighbours per query; the share of them that must agree for the
+  data party to answer locally).
 
 Prints validation macro-F1 and accuracy per task (mean ± sd over seeds) and the candidate with the best
 macro-F1 averaged over the two tasks.
@@ -26,7 +28,19 @@ from silobridge.settings import RunConfig
 TASKS = {"reviews": "bundled:reviews", "wordnet": "bundled:wordnet-nouns"}
 GRID = [("lm-zero-shot", "calibration", ["none", "mean", "prior"]),
         ("distill-public", "calibration", ["none", "mean", "prior"]),
-        ("synthetic", "agreement_keep", [0.4, 0.6, 0.8, 1.0])]
+        ("synthetic", "agreement_keep", [0.4, 0.6, 0.8, 1.0]),
+        ("retrieval", "k,local_agreement", [(2, 1.0), (4, 1.0), (8, 1.0), (4, 0.75), (4, 0.5)])]
+
+
+def candidate(option: str, value: object) -> list[str]:
+    """The --set overrides of one candidate: one option, or several joined by commas with a tuple value."""
+    names = option.split(",")
+    values = value if isinstance(value, tuple) else (value,)
+    return [f"strategy.{n}={v}" for n, v in zip(names, values, strict=True)]
+
+
+def label(value: object) -> str:
+    return "/".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def fmt(xs: list[float]) -> str:
@@ -54,9 +68,9 @@ def main() -> None:
             cells, per_task = [], []
             for task in a.tasks.split(","):
                 over = [f"data.path={TASKS[task]}", "data.evaluate_on=validation", f"data.n_val={a.n_val}",
-                        "data.n_lm_eval=0", "lm.cache=true", f"strategy.{option}={value}", *a.set]
+                        "data.n_lm_eval=0", "lm.cache=true", *candidate(option, value), *a.set]
                 cfg = from_dict(RunConfig, apply_overrides({}, over))
-                out = Path(a.out) / task / f"{strategy}-{option}-{value}"
+                out = Path(a.out) / task / f"{strategy}-{option}-{label(value)}".replace(",", "-")
                 results, failed = bench([strategy], seeds, cfg, out,
                                         on_event=lambda kind, name, seed, d: print(f"  {kind:5} {name} seed {seed} {d}",
                                                                                  flush=True))
@@ -66,9 +80,9 @@ def main() -> None:
                 cells += [fmt(f1) if f1 else "failed", fmt(acc) if acc else "failed"]
                 per_task.append(statistics.mean(f1) if f1 else float("-inf"))
             scores[value] = per_task
-            lines.append(f"| {value} | " + " | ".join(cells) + " |")
+            lines.append(f"| {label(value)} | " + " | ".join(cells) + " |")
         best = max(scores, key=lambda v: statistics.mean(scores[v]))
-        lines.append(f"\nbest on validation (mean macro-F1 over the tasks): {option}={best}")
+        lines.append(f"\nbest on validation (mean macro-F1 over the tasks): {option}={label(best)}")
     print("\n".join(lines))
     for f in failures:
         print("FAILED:", f)
