@@ -25,14 +25,19 @@ class Entry:
 
 
 class Ledger:
-    """Keeps entries in memory and, when given a path, appends each one to a JSONL file at once."""
+    """Keeps entries in memory and, when given a path, appends each one to a JSONL file at once.
+    ``append``: continue the file's entries (a party answering each message in a fresh process) instead
+    of starting it empty."""
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, append: bool = False):
         self.path = Path(path) if path else None
         self.entries: list[Entry] = []
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text("")
+            if append and self.path.exists():
+                self.entries = self.read(self.path)
+            else:
+                self.path.write_text("")
 
     def record(self, sender: str, receiver: str, op: str, carrier: Carrier, payload: bytes) -> Entry:
         import hashlib

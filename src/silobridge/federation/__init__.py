@@ -1,0 +1,2 @@
+"""Several data parties and one model party on Flower: non-IID partitions, carriers inside Flower records,
+fed-distill's algorithm, the Flower apps, and the engines that run them."""

@@ -1,0 +1,90 @@
+"""The federation's settings (how many parties, how skewed, how many rounds) and fed-distill's options."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from silobridge.configs import check, from_dict, option, to_dict
+from silobridge.settings import RunConfig, SMKind
+from silobridge.strategies.lm_tuning import LMTuneConfig
+
+
+@dataclass
+class FederationConfig:
+    parties: int = option(3, "data parties (ClientApp nodes), each with its own non-IID private split")
+    rounds: int = option(2, "rounds of knowledge exchange after round 0 (each party alone)")
+    alpha: float = option(0.5, "Dirichlet concentration of each class over the parties (label skew): small = "
+                               "each class at few parties; large = the same mix everywhere")
+    quantity_alpha: float | None = option(None, "if set: no label skew, party sizes from Dirichlet(quantity_alpha)")
+    sms: list[str] = option([], "SM kind per party, cycled (e.g. ['tfidf', 'encoder']); empty = sm.kind for all")
+    timeout: float = option(3600.0, "seconds the model party waits for the parties' replies in a round")
+    min_parties: int | None = option(None, "a round completes when this many parties answered (empty = all); "
+                                           "the others' failures are in the result")
+    party_threads: int = option(1, "torch threads of each party's process (simulation: one CPU each)")
+
+    def __post_init__(self) -> None:
+        check(1 <= self.parties <= 1000, "federation.parties", self.parties, "in [1, 1000]")
+        check(0 <= self.rounds <= 100, "federation.rounds", self.rounds, "in [0, 100]")
+        check(self.alpha > 0, "federation.alpha", self.alpha, "> 0")
+        check(self.quantity_alpha is None or self.quantity_alpha > 0, "federation.quantity_alpha",
+              self.quantity_alpha, "empty or > 0")
+        kinds = {k.value for k in SMKind}
+        check(all(s in kinds for s in self.sms), "federation.sms", self.sms, f"a list of {sorted(kinds)}")
+        check(self.timeout > 0, "federation.timeout", self.timeout, "> 0")
+        check(self.min_parties is None or 1 <= self.min_parties <= self.parties, "federation.min_parties",
+              self.min_parties, "empty or in [1, federation.parties]")
+        check(self.party_threads >= 1, "federation.party_threads", self.party_threads, ">= 1")
+
+
+class Teacher(enum.Enum):
+    LM = "lm"  # the (tuned) LM's calibrated labels
+    ENSEMBLE = "ensemble"  # the quality-weighted mean of the parties' SMs (no LM: FedMD)
+    BOTH = "lm+ensemble"  # their mean
+
+
+@dataclass
+class FedDistillConfig(LMTuneConfig):
+    """fed-distill: per round the parties send their SMs' soft labels on the public pool and their validation
+    quality; the model party LoRA-tunes its LM on the quality-weighted aggregate and returns its labels; each
+    party distils them (with its private labels) into its SM."""
+
+    teacher: Teacher = option(Teacher.BOTH, "what the parties distil: 'lm', 'ensemble' or 'lm+ensemble'")
+    tune_lm: bool = option(True, "LoRA-tune the LM on the parties' aggregate each round (else it stays as is)")
+    weighting: str = option("quality", "how parties' soft labels are weighted: 'quality' (validation macro-F1, "
+                                       "received as a number), 'size' (private records) or 'uniform'")
+    soft_weight: float = option(1.0, "weight of a teacher-labelled public text relative to a private record")
+    n_transfer: int = option(300, "public texts (of the pool's first) the LM is LoRA-tuned on each round")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.weighting in ("quality", "size", "uniform"), "strategy.weighting", self.weighting,
+              "'quality', 'size' or 'uniform'")
+        check(self.soft_weight >= 0, "strategy.soft_weight", self.soft_weight, ">= 0")
+        check(self.n_transfer >= 1, "strategy.n_transfer", self.n_transfer, ">= 1")
+
+
+@dataclass
+class FedSettings:
+    """Everything a federated run needs, written to ``config.json`` and read by every node."""
+
+    run: RunConfig
+    federation: FederationConfig
+    strategy: FedDistillConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": to_dict(self.run), "federation": to_dict(self.federation), "strategy": to_dict(self.strategy)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FedSettings":
+        return cls(from_dict(RunConfig, d.get("run", {})), from_dict(FederationConfig, d.get("federation", {}),
+                                                                     prefix="federation."),
+                   from_dict(FedDistillConfig, d.get("strategy", {}), prefix="strategy."))
+
+    @classmethod
+    def from_overrides(cls, base: dict[str, Any]) -> "FedSettings":
+        """From a flat config dict (``run``'s keys plus a ``federation`` section; ``strategy`` holds the
+        fed-distill options), as ``--config``/``--set`` give it."""
+        base = dict(base)
+        fed, strat = base.pop("federation", {}), base.pop("strategy", {})
+        return cls.from_dict({"run": base, "federation": fed, "strategy": strat})

@@ -1,0 +1,167 @@
+"""Run a federation and summarise it. ``simulate``: Flower's simulation engine (Ray), every party a node on
+this machine. Both engines leave the same files: ``rounds.jsonl`` (the model party's per-round record),
+``party-i/`` (each party's ledger and own rounds), ``model/`` (the model party's ledger) and, last,
+``result.json``."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from silobridge import __version__
+from silobridge.bench.metrics import utility
+from silobridge.errors import ConfigError, SilobridgeError
+from silobridge.federation.config import FedSettings
+from silobridge.federation.fed_distill import party_splits
+
+RESULT = "result.json"
+
+
+class FederationError(SilobridgeError):
+    """A federation stopped before its last round."""
+
+
+def prepare(settings: FedSettings, out: Path) -> Path:
+    """Write ``federation.json`` (what every node reads); refuse an output folder that holds a federation
+    with other settings (its finished rounds would be mixed with these)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "federation.json"
+    doc = {"settings": settings.to_dict(), "out": str(out.resolve())}
+    if path.exists() and (out / "rounds.jsonl").exists():
+        old = json.loads(path.read_text())
+        if old.get("settings") != doc["settings"]:
+            raise ConfigError(f"{out} holds a federation run with other settings", where="--out",
+                              fix="use another --out, or delete the folder to start over")
+    (out / RESULT).unlink(missing_ok=True)
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def simulate(settings: FedSettings, out: str | Path, cpus: int | None = None) -> dict[str, Any]:
+    """fed-distill on Flower's simulation engine: ``federation.parties`` virtual nodes, each ClientApp call
+    on one CPU of a Ray pool of ``cpus`` (default: all), the ServerApp (the model party) in this process.
+    Resumes after the last finished round found in ``out``."""
+    from flwr.simulation import run_simulation
+
+    from silobridge.federation.apps import ENV, client_app, server_app
+
+    out = Path(out)
+    path = prepare(settings, out)
+    t0 = time.perf_counter()
+    os.environ[ENV] = str(path.resolve())  # Ray's workers inherit it
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    cpus = cpus or os.cpu_count() or 1
+    from silobridge.federation.apps import finished_rounds
+
+    if len(finished_rounds(out)) >= settings.federation.rounds + 1:  # nothing left to run
+        return finish(settings, out, "simulation", time.perf_counter() - t0)
+    backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+               "init_args": {"num_cpus": cpus, "num_gpus": 0, "include_dashboard": False,
+                             "logging_level": logging.WARNING, "log_to_driver": True}}
+    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=settings.federation.parties,
+                   backend_config=backend)
+    return finish(settings, out, "simulation", time.perf_counter() - t0)
+
+
+def finish(settings: FedSettings, out: Path, engine: str, wall: float) -> dict[str, Any]:
+    """Check every round finished, then write ``result.json``."""
+    from silobridge.federation.apps import finished_rounds
+
+    rows = finished_rounds(out)
+    if len(rows) < settings.federation.rounds + 1:
+        failed = out / "rounds.failed.jsonl"
+        why = failed.read_text().splitlines()[-1] if failed.exists() else "see the log above"
+        raise FederationError(f"the federation stopped after {len(rows)} of {settings.federation.rounds + 1} "
+                              f"rounds: {why}", where=str(out),
+                              fix="fix the cause and rerun the same command: it resumes after the last finished round")
+    result = summarise(settings, rows, out, engine, wall)
+    tmp = out / (RESULT + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out / RESULT)
+    return result
+
+
+def _stats(parties: dict[str, dict], key: str) -> dict[str, float]:
+    vals = [p["evaluation"][f"sm.{key}"] for p in parties.values() if f"sm.{key}" in p["evaluation"]]
+    return {"mean": float(np.mean(vals)), "worst": float(np.min(vals))} if vals else {}
+
+
+def summarise(settings: FedSettings, rows: list[dict], out: Path, engine: str, wall: float) -> dict[str, Any]:
+    fed = settings.federation
+    rounds = []
+    for row in rows:
+        parties = row["parties"]
+        lm = {k.removeprefix("lm."): v for k, v in parties.get("0", {}).get("evaluation", {}).items()
+              if k.startswith("lm.")}
+        rounds.append({"round": row["round"], "seconds": row["seconds"], "failed": row["failed"],
+                       "accuracy": _stats(parties, "accuracy"), "macro_f1": _stats(parties, "macro_f1"),
+                       "lm": lm, "weights": row["model"].get("weights"),
+                       "bytes_model_to_parties": row["bytes_model_to_parties"],
+                       "bytes_parties_to_model": row["bytes_parties_to_model"],
+                       "parties": {p: {k.removeprefix("sm."): v for k, v in r["evaluation"].items()
+                                       if k.startswith("sm.")} | {"val_macro_f1": r["quality"]["macro_f1"],
+                                                                  "private": r["quality"]["private"]}
+                                   for p, r in parties.items()}})
+    last, first = rounds[-1], rounds[0]
+    sizes = rows[-1]["model"].get("sizes", {})
+    per_round = [r["bytes_model_to_parties"] + r["bytes_parties_to_model"] for r in rounds[1:]] or [0]
+    comm = {"bytes_per_round": float(np.mean(per_round)), "bytes_total": sum(r["bytes_model_to_parties"] +
+                                                                             r["bytes_parties_to_model"]
+                                                                             for r in rounds)}
+    if sizes.get("lm_params"):
+        # full-parameter FedAvg, float32: every party downloads and uploads the whole model each round
+        comm["fedavg_lm_bytes_per_round"] = 2 * fed.parties * 4 * sizes["lm_params"]
+        comm["ratio_fedavg_lm"] = comm["fedavg_lm_bytes_per_round"] / max(comm["bytes_per_round"], 1)
+    sm_params = [r["quality"].get("sm_params") for r in rows[-1]["parties"].values() if r["quality"].get("sm_params")]
+    if sm_params:
+        comm["fedavg_sm_bytes_per_round"] = 2 * 4 * int(sum(sm_params))
+        comm["ratio_fedavg_sm"] = comm["fedavg_sm_bytes_per_round"] / max(comm["bytes_per_round"], 1)
+    return {
+        "strategy": "fed-distill",
+        "engine": engine,
+        "seed": settings.run.seed,
+        "config": settings.to_dict(),
+        "config_digest": hashlib.sha256(json.dumps(settings.to_dict(), sort_keys=True).encode()).hexdigest()[:16],
+        "rounds": rounds,
+        "final": {"accuracy": last["accuracy"], "macro_f1": last["macro_f1"], "lm": last["lm"]},
+        "references": {"alone": {"accuracy": first["accuracy"], "macro_f1": first["macro_f1"],
+                                 "note": "round 0: each party's SM on its own private split"},
+                       "lm_zero_shot": first["lm"],
+                       "centralised": centralised(settings)},
+        "communication": comm,
+        "privacy": {"sent_by_parties": "SM class probabilities on public texts, validation and test metrics; "
+                                       "party 0 also the test texts (declared exposure 'evaluation_records')",
+                    "epsilon": None, "note": "no DP: soft labels of an SM trained on private records (ε unbounded)"},
+        "compute": {"wall_seconds": round(wall, 3), "round_seconds": [r["seconds"] for r in rounds],
+                    "peak_rss_mb_model_party": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
+        "env": {"silobridge": __version__},
+    }
+
+
+def centralised(settings: FedSettings) -> dict[str, Any]:
+    """The privacy-violating upper bound: one SM trained on the union of the parties' private records."""
+    from silobridge.bench.runner import load_splits
+    from silobridge.models.sm import EncoderClassifier, EncoderHyper, TfidfLR, minilm_path
+    from silobridge.settings import SMKind
+
+    splits = load_splits(settings.run)
+    parts = party_splits(splits, settings)
+    k = len(splits.task.label_names)
+    texts = [t for p in parts for t in p.private.texts]
+    labels = np.concatenate([p.private.labels for p in parts])
+    c = settings.run.sm
+    if c.kind is SMKind.TFIDF:
+        sm = TfidfLR(k, C=c.C, seed=settings.run.seed)
+    else:
+        sm = EncoderClassifier(c.path or minilm_path(), k, EncoderHyper(c.epochs, c.lr, c.batch_size, c.max_len),
+                               seed=settings.run.seed)
+    sm.fit(texts, np.eye(k)[labels], val=(splits.val.texts, splits.val.labels))
+    return utility(splits.test.labels, sm.predict_proba(splits.test.texts), k) | {
+        "note": "privacy-violating upper bound: all parties' private records in one place", "sm": c.kind.value}

@@ -1,0 +1,137 @@
+"""Several data parties on Flower: partitions, carriers in Flower records, fed-distill's math, and a
+2-round, 3-party fed-distill on tiny models in Flower's simulation engine."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from silobridge.boundary import Ledger, Metrics, Policy, SoftLabels, TextBatch
+from silobridge.boundary.gate import Gate
+from silobridge.errors import BoundaryError, ConfigError, DataError
+from silobridge.federation.config import FedSettings, Teacher
+from silobridge.federation.fed_distill import aggregate, holdout, party_weights, teacher_probs
+from silobridge.federation.partition import partition
+
+from conftest import SMALL
+
+
+def test_partition_is_non_iid_complete_and_reproducible():
+    labels = np.repeat(np.arange(4), 50)
+    parts, shares = partition(labels, 4, 5, alpha=0.3, seed=1)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(200))  # every record at exactly one party
+    assert all(len(np.unique(labels[p])) >= 2 for p in parts)
+    again, _ = partition(labels, 4, 5, alpha=0.3, seed=1)
+    assert all((a == b).all() for a, b in zip(parts, again))
+    mix = np.array([np.bincount(labels[p], minlength=4) / len(p) for p in parts])
+    assert mix.std(0).mean() > 0.1  # label skew: the parties' class mixes differ
+    iid, _ = partition(labels, 4, 5, alpha=1000.0, seed=1)
+    assert np.array([np.bincount(labels[p], minlength=4) / len(p) for p in iid]).std(0).mean() < 0.05
+
+
+def test_quantity_skew_keeps_the_class_mix():
+    labels = np.repeat(np.arange(2), 300)
+    parts, _ = partition(labels, 2, 4, alpha=1.0, quantity_alpha=0.5, seed=3)
+    sizes = [len(p) for p in parts]
+    assert max(sizes) > 2 * min(sizes)
+    assert all(abs(np.mean(labels[p]) - 0.5) < 0.1 for p in parts if len(p) > 40)
+
+
+def test_impossible_partition_says_how_to_fix():
+    with pytest.raises(DataError, match="federation.alpha|raise data.n_private"):
+        partition(np.array([0, 1, 0, 1]), 2, 3, alpha=0.5, seed=0)
+
+
+def test_holdout_keeps_every_class_for_training():
+    labels = np.array([0, 0, 0, 0, 1, 2, 2])
+    tr, va = holdout(labels, 0.5, np.random.default_rng(0))
+    assert set(labels[tr]) == {0, 1, 2} and len(va) >= 1 and not set(tr) & set(va)
+
+
+def test_aggregate_weights_and_teacher():
+    a, b = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
+    w = party_weights("quality", [0.9, 0.3], [10, 10])
+    assert w == pytest.approx([0.75, 0.25])
+    assert party_weights("size", [0.9, 0.3], [30, 10]) == pytest.approx([0.75, 0.25])
+    assert aggregate([a, b], w) == pytest.approx(np.array([[0.75, 0.25]]))
+    lm = np.array([[0.5, 0.5]])
+    assert teacher_probs(Teacher.BOTH, lm, np.array([[1.0, 0.0]])) == pytest.approx(np.array([[0.75, 0.25]]))
+    assert teacher_probs(Teacher.LM, lm, a) is lm and teacher_probs(Teacher.ENSEMBLE, lm, a) is a
+    with pytest.raises(BoundaryError, match="same public pool"):
+        aggregate([a, np.ones((2, 2)) / 2], np.array([0.5, 0.5]))
+
+
+def test_records_keep_the_carriers_identity(tmp_path):
+    from silobridge.federation.records import pack, unpack
+
+    send = Gate("data", Policy([]), Ledger(tmp_path / "a.jsonl"))
+    recv = Gate("model", Policy([]), Ledger(tmp_path / "b.jsonl"))
+    soft = SoftLabels(values=np.full((3, 2), 0.5, np.float32), log=False, label_names=["x", "y"])
+    content = pack(send, {"soft": soft, "q": Metrics(values={"macro_f1": 0.5})}, "model", "train.distill")
+    got = unpack(recv, content, "data", "train.distill")
+    assert np.array_equal(got["soft"].values, soft.values) and got["q"].values == {"macro_f1": 0.5}
+    ours, theirs = Ledger.read(tmp_path / "a.jsonl"), Ledger.read(tmp_path / "b.jsonl")
+    assert [(e.kind, e.bytes, e.sha256) for e in ours] == [(e.kind, e.bytes, e.sha256) for e in theirs]
+    rec = content.config_records["soft"]
+    rec["payload"] = rec["payload"][:-1] + b"x"  # altered in transit
+    with pytest.raises(BoundaryError, match="sha256"):
+        unpack(recv, content, "data", "train.distill")
+
+
+def test_ledger_append_continues_the_sequence(tmp_path):
+    first = Ledger(tmp_path / "l.jsonl")
+    first.record("data", "model", "op", TextBatch(["a"]), b"abc")
+    again = Ledger(tmp_path / "l.jsonl", append=True)
+    again.record("data", "model", "op", TextBatch(["b"]), b"abcd")
+    assert [e.seq for e in Ledger.read(tmp_path / "l.jsonl")] == [0, 1]
+
+
+def test_settings_validate_and_round_trip():
+    s = FedSettings.from_overrides({"federation": {"parties": 4, "sms": ["tfidf", "encoder"]},
+                                    "strategy": {"teacher": "ensemble"}})
+    assert FedSettings.from_dict(s.to_dict()).to_dict() == s.to_dict()
+    assert s.strategy.teacher is Teacher.ENSEMBLE
+    with pytest.raises(ConfigError, match="federation.sms"):
+        FedSettings.from_overrides({"federation": {"sms": ["bert"]}})
+    with pytest.raises(ConfigError, match="federation.min_parties"):
+        FedSettings.from_overrides({"federation": {"parties": 2, "min_parties": 3}})
+
+
+def fed_settings(tiny_lm_dir, **fed):
+    from silobridge.configs import apply_overrides
+
+    flat = apply_overrides({}, SMALL + [f"lm.path={tiny_lm_dir}", "data.n_private=60", "data.n_val=30",
+                                        "strategy.n_transfer=20", "strategy.lora_epochs=1"])
+    flat["federation"] = {"parties": 3, "rounds": 2, "alpha": 1.0, "timeout": 600} | fed
+    return FedSettings.from_overrides(flat)
+
+
+def test_fed_distill_in_the_simulation_engine(tmp_path, tiny_lm_dir):
+    from silobridge.federation.engine import simulate
+
+    settings = fed_settings(tiny_lm_dir)
+    out = tmp_path / "fed"
+    result = simulate(settings, out, cpus=2)
+    assert [r["round"] for r in result["rounds"]] == [0, 1, 2]
+    for r in result["rounds"]:
+        assert set(r["parties"]) == {"0", "1", "2"} and not r["failed"]
+        assert 0 <= r["macro_f1"]["worst"] <= r["macro_f1"]["mean"] <= 1
+        assert "accuracy" in r["lm"]  # the LM's utility, measured by party 0 each round
+    assert result["rounds"][1]["weights"] and sum(result["rounds"][1]["weights"]) == pytest.approx(1, abs=1e-3)
+    assert result["references"]["centralised"]["note"].startswith("privacy-violating")
+    assert result["communication"]["ratio_fedavg_lm"] > 1
+    # each party's ledger holds what crossed, and the model party's ledger mirrors it (kind, bytes, sha256)
+    model = Ledger.read(out / "model" / "ledger.jsonl")
+    for pid in range(3):
+        ours = Ledger.read(out / f"party-{pid}" / "ledger.jsonl")
+        assert {e.kind for e in ours} >= {"soft_labels", "metrics", "config"}
+        assert {e.sha256 for e in ours} <= {e.sha256 for e in model}
+        assert sum(1 for _ in (out / f"party-{pid}" / "rounds.jsonl").open()) == 3
+    # the parties' private texts never crossed: only party 0's declared test texts and public texts did
+    party_sent = [e for e in model if e.sender != "model" and e.kind == "text"]
+    assert {e.exposure for e in party_sent} <= {None, "evaluation_records"}
+    # a finished federation resumes to the same result without running a round again
+    again = simulate(settings, out, cpus=2)
+    assert again["rounds"] == result["rounds"]
+    assert json.loads((out / "result.json").read_text())["rounds"] == result["rounds"]
