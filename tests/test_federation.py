@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -107,31 +108,65 @@ def fed_settings(tiny_lm_dir, **fed):
     return FedSettings.from_overrides(flat)
 
 
-def test_fed_distill_in_the_simulation_engine(tmp_path, tiny_lm_dir):
-    from silobridge.federation.engine import simulate
+def test_fed_distill_in_the_simulation_engine_with_a_crash_and_resume(tmp_path, tiny_lm_dir, monkeypatch):
+    """2 rounds, 3 parties. Party 1 crashes in round 2: with every party required the federation stops after
+    round 1, keeping rounds 0-1; rerun with min_parties=2 it resumes at round 2 alone, which completes
+    without party 1, the failure in the result."""
+    from silobridge.federation.apps import FAULT
+    from silobridge.federation.engine import FederationError, simulate
 
-    settings = fed_settings(tiny_lm_dir)
     out = tmp_path / "fed"
-    result = simulate(settings, out, cpus=2)
+    monkeypatch.setenv(FAULT, "1:2")
+    with pytest.raises(FederationError, match="after 2 of 3 rounds.*party 1 crashed"):
+        simulate(fed_settings(tiny_lm_dir), out, cpus=2)
+    assert [json.loads(x)["round"] for x in (out / "rounds.jsonl").read_text().splitlines()] == [0, 1]
+    party2_rows = len((out / "party-2" / "rounds.jsonl").read_text().splitlines())
+
+    result = simulate(fed_settings(tiny_lm_dir, min_parties=2), out, cpus=2)
     assert [r["round"] for r in result["rounds"]] == [0, 1, 2]
+    assert len((out / "party-2" / "rounds.jsonl").read_text().splitlines()) == party2_rows + 1  # round 2 only
+    last = result["rounds"][2]
+    assert set(last["parties"]) == {"0", "2"} and "crashed" in last["failed"]["1"]
     for r in result["rounds"]:
-        assert set(r["parties"]) == {"0", "1", "2"} and not r["failed"]
         assert 0 <= r["macro_f1"]["worst"] <= r["macro_f1"]["mean"] <= 1
         assert "accuracy" in r["lm"]  # the LM's utility, measured by party 0 each round
     assert result["rounds"][1]["weights"] and sum(result["rounds"][1]["weights"]) == pytest.approx(1, abs=1e-3)
     assert result["references"]["centralised"]["note"].startswith("privacy-violating")
     assert result["communication"]["ratio_fedavg_lm"] > 1
-    # each party's ledger holds what crossed, and the model party's ledger mirrors it (kind, bytes, sha256)
+    check_ledgers(out, 3)
+    # a finished federation gives its result again without running anything
+    monkeypatch.delenv(FAULT)
+    again = simulate(fed_settings(tiny_lm_dir, min_parties=2), out, cpus=2)
+    assert again["rounds"] == result["rounds"]
+    with pytest.raises(ConfigError, match="other settings"):
+        simulate(fed_settings(tiny_lm_dir, alpha=2.0), out, cpus=2)
+
+
+def check_ledgers(out, parties):
+    """Each party's ledger holds what crossed, the model party's mirrors it (kind, bytes, sha256), and of
+    the parties' texts only public ones and party 0's declared test texts crossed."""
     model = Ledger.read(out / "model" / "ledger.jsonl")
-    for pid in range(3):
+    for pid in range(parties):
         ours = Ledger.read(out / f"party-{pid}" / "ledger.jsonl")
         assert {e.kind for e in ours} >= {"soft_labels", "metrics", "config"}
         assert {e.sha256 for e in ours} <= {e.sha256 for e in model}
-        assert sum(1 for _ in (out / f"party-{pid}" / "rounds.jsonl").open()) == 3
-    # the parties' private texts never crossed: only party 0's declared test texts and public texts did
     party_sent = [e for e in model if e.sender != "model" and e.kind == "text"]
     assert {e.exposure for e in party_sent} <= {None, "evaluation_records"}
-    # a finished federation resumes to the same result without running a round again
-    again = simulate(settings, out, cpus=2)
-    assert again["rounds"] == result["rounds"]
-    assert json.loads((out / "result.json").read_text())["rounds"] == result["rounds"]
+
+
+def test_fed_distill_on_the_deployment_engine(tmp_path, tiny_lm_dir):
+    """The same app as real processes over the network on 127.0.0.1; every process stopped afterwards."""
+    import psutil
+
+    from silobridge.federation.deploy import deploy
+
+    before = {p.pid for p in psutil.process_iter()}
+    out = tmp_path / "dep"
+    result = deploy(fed_settings(tiny_lm_dir, rounds=1), out)
+    assert result["engine"] == "deployment" and [r["round"] for r in result["rounds"]] == [0, 1]
+    assert all(set(r["parties"]) == {"0", "1", "2"} for r in result["rounds"])
+    check_ledgers(out, 3)
+    time.sleep(1)
+    left = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before
+            and any("flwr" in c or "flower" in c for c in (p.info["cmdline"] or []))]
+    assert not left, f"processes left running: {[p.info['cmdline'] for p in left]}"

@@ -11,6 +11,7 @@ from rich.table import Table
 from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOpt, SMOpt, TaskOpt, TextColOpt,
                                    build_config, err, friendly)
 from silobridge.cli.decide import demo_cmd, plan_cmd, report_cmd
+from silobridge.cli.federate import federate_cmd
 from silobridge.cli.serve import serve_cmd
 
 app = typer.Typer(help="Large and small models collaborating across silos; every trade-off measured.",
@@ -217,6 +218,7 @@ app.command("serve")(serve_cmd)
 app.command("report")(report_cmd)
 app.command("plan")(plan_cmd)
 app.command("demo")(demo_cmd)
+app.command("federate")(federate_cmd)
 
 
 def main() -> None:

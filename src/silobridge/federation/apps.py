@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from silobridge.federation.fed_distill import FedModel, FedParty
 from silobridge.federation.records import pack, unpack
 
 ENV = "SILOBRIDGE_FED_SETTINGS"
+FAULT = "SILOBRIDGE_FED_FAULT"  # fault injection for tests and drills: "PARTY:ROUND" crashes that party then
 INTRODUCE, DISTILL = "query.introduce", "train.distill"
 ROUNDS = "rounds.jsonl"
 
@@ -71,6 +73,8 @@ def distill(msg: Message, context: Context) -> Message:
     torch.set_num_threads(party.settings.federation.party_threads)
     got = unpack(party.gate, msg.content, "model", DISTILL)
     rnd = int(expect(got["round"], Config).values["round"])
+    if os.environ.get(FAULT) == f"{party.pid}:{rnd}":
+        raise RuntimeError(f"party {party.pid} crashed in round {rnd} ({FAULT} is set)")
     t0 = time.perf_counter()
     res = party.train(rnd, got.get("lm"), got.get("ensemble"), got.get("lm_eval"))
     row = {"round": rnd, "seconds": round(time.perf_counter() - t0, 3), "evaluation": res.evaluation,
@@ -112,7 +116,7 @@ class FedServer:
             pid = by_node.get(reply.metadata.src_node_id)
             if pid is None:
                 continue
-            back[pid] = (f"{reply.error.code}: {reply.error.reason}" if reply.has_error() else reply.content)
+            back[pid] = _short(reply.error.reason) if reply.has_error() else reply.content
         for pid in contents:
             back.setdefault(pid, f"no reply within {timeout:.0f} s")
         return back
@@ -157,7 +161,7 @@ class FedServer:
     def run(self, grid: Grid) -> None:
         fed = self.settings.federation
         done = finished_rounds(self.out)
-        replies = load_replies(self.out) if done else {}
+        replies = load_replies(self.out, len(done) - 1) if done else {}
         self.meet(grid)
         need = fed.min_parties or fed.parties
         for rnd in range(len(done), fed.rounds + 1):
@@ -197,8 +201,15 @@ class FedServer:
                 raise BoundaryError(row["aborted"] + f": {row['failed']}", where=f"round {rnd}",
                                     fix="see the failed parties' logs; rerun to resume from the last round")
             replies = new
-            save_replies(self.out, replies)
+            save_replies(self.out, rnd, replies)
             _append(self.out / ROUNDS, row)
+
+
+def _short(reason: str) -> str:
+    """The gist of a party's error (Flower wraps it in the engine's own traceback)."""
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(reason)).splitlines() if ln.strip()]
+    said = [ln.split("Message:", 1)[1].strip() for ln in lines if "Message:" in ln]
+    return (said or lines or ["no reason given"])[-1][:500]
 
 
 def _bytes(model: FedModel, sender: str | None) -> int:
@@ -217,9 +228,9 @@ def finished_rounds(out: Path) -> list[dict]:
     return [json.loads(x) for x in p.read_text().splitlines() if x] if p.exists() else []
 
 
-def save_replies(out: Path, replies: dict[int, tuple[SoftLabels, Metrics]]) -> None:
-    """The last round's replies, which the next round aggregates (written before the round is logged)."""
-    path = Path(out) / "model" / "replies.npz"
+def save_replies(out: Path, rnd: int, replies: dict[int, tuple[SoftLabels, Metrics]]) -> None:
+    """A round's replies, which the next round aggregates (written before the round is logged)."""
+    path = Path(out) / "model" / f"replies-{rnd}.npz"
     arrays = {f"soft_{p}": np.asarray(s.values) for p, (s, _) in replies.items()}
     meta = json.dumps({str(p): {"quality": q.values, "labels": s.label_names} for p, (s, q) in replies.items()})
     tmp = path.with_suffix(".tmp.npz")
@@ -227,8 +238,8 @@ def save_replies(out: Path, replies: dict[int, tuple[SoftLabels, Metrics]]) -> N
     os.replace(tmp, path)
 
 
-def load_replies(out: Path) -> dict[int, tuple[SoftLabels, Metrics]]:
-    with np.load(Path(out) / "model" / "replies.npz") as z:
+def load_replies(out: Path, rnd: int) -> dict[int, tuple[SoftLabels, Metrics]]:
+    with np.load(Path(out) / "model" / f"replies-{rnd}.npz") as z:
         meta = json.loads(str(z["meta"]))
         return {int(p): (SoftLabels(values=z[f"soft_{p}"], log=False, label_names=m["labels"]),
                          Metrics(values=m["quality"])) for p, m in meta.items()}

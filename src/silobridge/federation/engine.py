@@ -36,12 +36,20 @@ def prepare(settings: FedSettings, out: Path) -> Path:
     doc = {"settings": settings.to_dict(), "out": str(out.resolve())}
     if path.exists() and (out / "rounds.jsonl").exists():
         old = json.loads(path.read_text())
-        if old.get("settings") != doc["settings"]:
+        if _identity(old.get("settings", {})) != _identity(doc["settings"]):
             raise ConfigError(f"{out} holds a federation run with other settings", where="--out",
                               fix="use another --out, or delete the folder to start over")
     (out / RESULT).unlink(missing_ok=True)
     path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return path
+
+
+OPERATIONAL = ("timeout", "min_parties", "party_threads")  # how a federation runs, not what it computes
+
+
+def _identity(settings: dict) -> dict:
+    fed = {k: v for k, v in settings.get("federation", {}).items() if k not in OPERATIONAL}
+    return settings | {"federation": fed}
 
 
 def simulate(settings: FedSettings, out: str | Path, cpus: int | None = None) -> dict[str, Any]:
@@ -65,8 +73,11 @@ def simulate(settings: FedSettings, out: str | Path, cpus: int | None = None) ->
     backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                "init_args": {"num_cpus": cpus, "num_gpus": 0, "include_dashboard": False,
                              "logging_level": logging.WARNING, "log_to_driver": True}}
-    run_simulation(server_app=server_app, client_app=client_app, num_supernodes=settings.federation.parties,
-                   backend_config=backend)
+    try:
+        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=settings.federation.parties,
+                       backend_config=backend)
+    except SilobridgeError:
+        pass  # the model party's error is in rounds.failed.jsonl; finish() reports it with what did finish
     return finish(settings, out, "simulation", time.perf_counter() - t0)
 
 
