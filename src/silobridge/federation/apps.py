@@ -3,8 +3,8 @@ node with its partition id in its ``node_config``. Every message's content is ca
 :mod:`silobridge.federation.records`, so both sides' gates check and ledger what crosses. The same two apps
 run on the simulation engine and on the deployment engine (``silobridge.federation.engine``).
 
-Where a run's settings are: ``run_config['settings']`` (deployment: ``flwr run --run-config``) or the
-``SILOBRIDGE_FED_SETTINGS`` environment variable (simulation), naming the run's ``federation.json``."""
+Where a run's settings are: the ``SILOBRIDGE_FED_SETTINGS`` environment variable (each host's own copy) or
+else ``run_config['settings']`` (the app's ``pyproject.toml``), naming the run's ``federation.json``."""
 from __future__ import annotations
 
 import json
@@ -32,7 +32,7 @@ ROUNDS = "rounds.jsonl"
 
 
 def load_settings(context: Context) -> tuple[FedSettings, Path]:
-    path = context.run_config.get("settings") or os.environ.get(ENV)
+    path = os.environ.get(ENV) or context.run_config.get("settings")  # a host's own copy first
     if not path or not Path(str(path)).is_file():
         raise ConfigError(f"no federation settings file ({path!r})", where=f"run_config.settings / ${ENV}",
                           fix="start federations with `silobridge federate`, which writes and passes it")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from silobridge.errors import SilobridgeError
+from silobridge.federation.apps import ENV
 from silobridge.federation.config import FedSettings
 from silobridge.federation.engine import FederationError, finish, prepare
 
@@ -121,7 +122,7 @@ def deploy(settings: FedSettings, out: str | Path) -> dict[str, Any]:
     home.mkdir(exist_ok=True)
     (home / "config.toml").write_text(f'[superlink.local]\naddress = "127.0.0.1:{link_port}"\ninsecure = true\n')
     env = os.environ | {"FLWR_HOME": str(home), "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_TELEMETRY_ENABLED": "0",
-                        "SILOBRIDGE_PROGRESS": "0",
+                        "SILOBRIDGE_PROGRESS": "0", ENV: str(path),
                         # Flower starts its own helpers (flower-superexec, flwr-clientapp) by name
                         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     procs = Processes(work / "logs", env)
