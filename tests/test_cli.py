@@ -11,7 +11,7 @@ from silobridge.cli.main import app
 from conftest import SMALL
 
 runner = CliRunner()
-COMMANDS = ["list", "config", "run", "bench", "show"]
+COMMANDS = sorted(c.name for c in app.registered_commands)  # every command, those added later too
 
 
 def sets(*extra):
@@ -209,3 +209,13 @@ def test_results_written_before_an_option_existed_still_resume(small_cfg):
     assert same_run({"config": old, "config_digest": stale}, "sm-only", digest)
     assert not same_run({"config": old | {"seed": 9}, "config_digest": stale}, "sm-only", digest)
     assert not same_run({"config": old | {"retired": 1}, "config_digest": stale}, "sm-only", digest)
+
+
+def test_federate_refuses_bad_input_clearly(tmp_path):
+    res = runner.invoke(app, ["federate", "fed-avg", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 2 and "unknown federated strategy 'fed-avg'" in res.output and "fed-distill" in res.output
+    res = runner.invoke(app, ["federate", "fed-distill", "--parties", "0", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 2 and "federation.parties" in res.output
+    res = runner.invoke(app, ["federate", "fed-distill", "--set", "federation.sms=[bert]", "--out", str(tmp_path / "f")])
+    assert res.exit_code == 2 and "federation.sms" in res.output
+    assert not (tmp_path / "f" / "result.json").exists()

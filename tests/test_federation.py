@@ -111,7 +111,8 @@ def fed_settings(tiny_lm_dir, **fed):
 def test_fed_distill_in_the_simulation_engine_with_a_crash_and_resume(tmp_path, tiny_lm_dir, monkeypatch):
     """2 rounds, 3 parties. Party 1 crashes in round 2: with every party required the federation stops after
     round 1, keeping rounds 0-1; rerun with min_parties=2 it resumes at round 2 alone, which completes
-    without party 1, the failure in the result."""
+    without party 1, the failure in the result. (Round 2 is the first whose teacher comes from a tuned LM
+    and a round-1 aggregate: the full loop runs.)"""
     from silobridge.federation.apps import FAULT
     from silobridge.federation.engine import FederationError, simulate
 
