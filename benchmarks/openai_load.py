@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--batch-window-ms", type=float, default=10.0)
+    ap.add_argument("--batch-window-ms", type=float, default=30.0)  # serve's default
     ap.add_argument("--vllm-python", default=None)
     a = ap.parse_args()
     from silobridge.data import load_reviews

@@ -57,10 +57,11 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
                                                  "(default: $SILOBRIDGE_HOME/model-party)"),
               tls_cert: Path = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS (with --tls-key)"),
               tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
-              batch_window_ms: float = typer.Option(5.0, "--batch-window-ms",
-                                                    help="label-scoring requests of different sessions arriving "
-                                                         "within this many ms on the same LM weights run as one "
-                                                         "batch (0 = no waiting)"),
+              batch_window_ms: float = typer.Option(30.0, "--batch-window-ms",
+                                                    help="requests arriving within this many ms that ask for the "
+                                                         "same kind of work (label scoring of different sessions "
+                                                         "on the same weights; OpenAI completions with the same "
+                                                         "settings) run as one batch (0 = no waiting)"),
               openai: bool = typer.Option(True, "--openai/--no-openai",
                                           help="also serve the OpenAI-compatible API (/v1/models, /v1/completions, "
                                                "/v1/chat/completions) from the LM, with the same key"),
