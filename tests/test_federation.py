@@ -134,6 +134,8 @@ def test_fed_distill_in_the_simulation_engine_with_a_crash_and_resume(tmp_path, 
     assert result["rounds"][1]["weights"] and sum(result["rounds"][1]["weights"]) == pytest.approx(1, abs=1e-3)
     assert result["references"]["centralised"]["note"].startswith("privacy-violating")
     assert result["communication"]["ratio_fedavg_lm"] > 1
+    assert {p["partition"] for p in result["parties"].values()} == {0, 1, 2}
+    assert all(0 <= p["canaries"] <= 3 for p in result["parties"].values())  # each party's own canaries
     check_ledgers(out, 3)
     # a finished federation gives its result again without running anything
     monkeypatch.delenv(FAULT)

@@ -143,8 +143,9 @@ class FedServer:
         intro = {}
         for reply in grid.send_and_receive(msgs, timeout=fed.timeout):
             if reply.has_error():
-                raise BoundaryError(f"node {reply.metadata.src_node_id} failed to introduce itself: "
-                                    f"{reply.error.reason}", where=INTRODUCE, fix="see that party's log")
+                why = f"node {reply.metadata.src_node_id} failed to introduce itself: {_short(reply.error.reason)}"
+                _append(self.out / ROUNDS.replace(".jsonl", ".failed.jsonl"), {"stage": INTRODUCE, "aborted": why})
+                raise BoundaryError(why, where=INTRODUCE, fix="see that party's log")
             got = unpack(gate, reply.content, f"node-{reply.metadata.src_node_id}", INTRODUCE + ".reply")
             pid = int(expect(got["party"], Config).values["partition"])
             if pid in self.nodes:
@@ -157,6 +158,8 @@ class FedServer:
         first = intro[0]
         self.model.meet(first["task"], first["public"], first.get("eval"))
         self.parties = {pid: expect(got["party"], Config).values for pid, got in intro.items()}
+        (self.out / "parties.json").write_text(json.dumps({str(p): v for p, v in sorted(self.parties.items())},
+                                                          indent=1, sort_keys=True) + "\n")
 
     def run(self, grid: Grid) -> None:
         fed = self.settings.federation

@@ -88,7 +88,7 @@ def finish(settings: FedSettings, out: Path, engine: str, wall: float) -> dict[s
     rows = finished_rounds(out)
     if len(rows) < settings.federation.rounds + 1:
         failed = out / "rounds.failed.jsonl"
-        why = failed.read_text().splitlines()[-1] if failed.exists() else "see the log above"
+        why = json.loads(failed.read_text().splitlines()[-1])["aborted"] if failed.exists() else "see the log above"
         raise FederationError(f"the federation stopped after {len(rows)} of {settings.federation.rounds + 1} "
                               f"rounds: {why}", where=str(out),
                               fix="fix the cause and rerun the same command: it resumes after the last finished round")
@@ -122,6 +122,7 @@ def summarise(settings: FedSettings, rows: list[dict], out: Path, engine: str, w
                                    for p, r in parties.items()}})
     last, first = rounds[-1], rounds[0]
     sizes = rows[-1]["model"].get("sizes", {})
+    parties_info = json.loads((out / "parties.json").read_text()) if (out / "parties.json").exists() else {}
     per_round = [r["bytes_model_to_parties"] + r["bytes_parties_to_model"] for r in rounds[1:]] or [0]
     comm = {"bytes_per_round": float(np.mean(per_round)), "bytes_total": sum(r["bytes_model_to_parties"] +
                                                                              r["bytes_parties_to_model"]
@@ -140,6 +141,7 @@ def summarise(settings: FedSettings, rows: list[dict], out: Path, engine: str, w
         "seed": settings.run.seed,
         "config": settings.to_dict(),
         "config_digest": hashlib.sha256(json.dumps(settings.to_dict(), sort_keys=True).encode()).hexdigest()[:16],
+        "parties": parties_info,
         "rounds": rounds,
         "final": {"accuracy": last["accuracy"], "macro_f1": last["macro_f1"], "lm": last["lm"]},
         "references": {"alone": {"accuracy": first["accuracy"], "macro_f1": first["macro_f1"],

@@ -147,8 +147,10 @@ class FedParty:
         self.splits = party_splits(splits, settings)[pid]
         sm = cfg.sm if not fed.sms else replace(cfg.sm, kind=SMKind(fed.sms[pid % len(fed.sms)]))
         ledger = Ledger(self.dir / "ledger.jsonl", append=True)
+        # each party plants its own canaries: data.canaries, at most a quarter of its records (small parties)
+        self.canaries = min(cfg.data.canaries, len(self.splits.private) // 4)
         self.data = DataParty(self.splits, sm, cfg.policy, Unlinked(), ledger, {},
-                              declared=frozenset({EVAL_EXPOSURE}), canaries=cfg.data.canaries,
+                              declared=frozenset({EVAL_EXPOSURE}), canaries=self.canaries,
                               seed=cfg.seed * 1000 + pid)
         self.evaluates = pid == 0  # the party that measures the LM's utility (it sends the test texts)
         if self.evaluates:
@@ -162,7 +164,8 @@ class FedParty:
         """What the model party needs from this party: its partition id and, from the evaluating party,
         the public task metadata, the public pool and the test texts (a declared exposure)."""
         d = self.data
-        info = {"partition": self.pid, "sm": d._sm_config.kind.value, "private": len(d.private), "val": len(d.val)}
+        info = {"partition": self.pid, "sm": d._sm_config.kind.value, "private": len(d.private), "val": len(d.val),
+                "canaries": self.canaries}
         out: dict[str, Any] = {"party": Config(values=info)}
         if self.evaluates:
             out["task"] = Config(values={"task": asdict(d.task), "kind": TaskKind.CLASSIFY.value})
