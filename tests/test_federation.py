@@ -173,3 +173,21 @@ def test_fed_distill_on_the_deployment_engine(tmp_path, tiny_lm_dir):
     left = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.pid not in before
             and any("flwr" in c or "flower" in c for c in (p.info["cmdline"] or []))]
     assert not left, f"processes left running: {[p.info['cmdline'] for p in left]}"
+
+
+def test_the_model_party_restores_its_base_lm_each_round(tmp_path, tiny_lm_dir):
+    """Each round's tuning starts from the base weights (restored in place, not reloaded)."""
+    from silobridge.federation.fed_distill import FedModel, FedParty
+
+    settings = fed_settings(tiny_lm_dir)
+    party = FedParty(settings, 0, tmp_path)
+    intro = party.introduce()
+    model = FedModel(settings, tmp_path)
+    model.meet(intro["task"], intro["public"], intro["eval"])
+    model.teach([])
+    base = model.party.lm.digest()
+    res = party.train(0, None, None, None)
+    model.teach([(res.soft, res.quality)])  # tunes the LM on the aggregate
+    tuned = model.party.lm.digest()
+    model.fresh()
+    assert tuned != base and model.party.lm.digest() == base

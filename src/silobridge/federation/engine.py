@@ -88,7 +88,10 @@ def finish(settings: FedSettings, out: Path, engine: str, wall: float) -> dict[s
     rows = finished_rounds(out)
     if len(rows) < settings.federation.rounds + 1:
         failed = out / "rounds.failed.jsonl"
-        why = json.loads(failed.read_text().splitlines()[-1])["aborted"] if failed.exists() else "see the log above"
+        why = "see the log above"
+        if failed.exists():
+            row = json.loads(failed.read_text().splitlines()[-1])
+            why = row["aborted"] + "".join(f"; party {p}: {m}" for p, m in row.get("failed", {}).items())
         raise FederationError(f"the federation stopped after {len(rows)} of {settings.federation.rounds + 1} "
                               f"rounds: {why}", where=str(out),
                               fix="fix the cause and rerun the same command: it resumes after the last finished round")

@@ -226,6 +226,8 @@ class FedModel:
         self.public: list[str] = []
         self.eval_texts: list[str] = []
         self.rng = PartyRNG(settings.run.seed)
+        self._base: dict | None = None
+        self._billed = (0, 0, 0)  # the LM's base weights, restored before each round's tuning
 
     def meet(self, task: Config, public: TextBatch, evaluation: TextBatch | None) -> None:
         self.task = TaskSpec(**{k: tuple(v) if isinstance(v, list) else v
@@ -235,12 +237,20 @@ class FedModel:
         self.fresh()
 
     def fresh(self) -> None:
-        """The base LM again: a round's tuning starts from it."""
-        run = self.settings.run
+        """The base LM again: a round's tuning starts from it. Loaded once; later rounds restore its base
+        weights in place (reloading it every round kept each copy's memory in the process)."""
         if self.task is None:
             raise BoundaryError("the model party has not received the task yet", where="model.fresh",
                                 fix="call meet() with the evaluating party's introduction first")
-        self.party = ModelParty(self.task, TaskKind.CLASSIFY, run.lm, self.dir / "cache")
+        if self.party is None:
+            self.party = ModelParty(self.task, TaskKind.CLASSIFY, self.settings.run.lm, self.dir / "cache")
+        lm = self.party.lm
+        if self._base is None:
+            self._base = {k: v.detach().clone() for k, v in lm.model.state_dict().items()}
+        else:
+            lm.model.load_state_dict(self._base, strict=True)
+            lm.model.eval()
+            lm.mark_changed()
 
     def teach(self, replies: list[tuple[SoftLabels, Metrics]]) -> tuple[SoftLabels | None, SoftLabels | None,
                                                                          SoftLabels | None, dict[str, Any]]:
@@ -267,7 +277,9 @@ class FedModel:
             lm = expect(side.score(TextBatch(self.public, purpose="public pool")), SoftLabels)
             lm_eval = (expect(side.score(TextBatch(self.eval_texts, purpose="evaluation")), SoftLabels)
                        if self.eval_texts else None)
-        m = self.party.meter
+        m, before = self.party.meter, self._billed
+        self._billed = (m.calls, m.tokens_in, m.tokens_out)
         info["sizes"] = {"lm_params": int(sum(p.numel() for p in self.party.lm.model.parameters()))}
-        info["lm_queries"] = {"calls": m.calls, "tokens_in": m.tokens_in, "tokens_out": m.tokens_out}
+        info["lm_queries"] = {"calls": m.calls - before[0], "tokens_in": m.tokens_in - before[1],
+                              "tokens_out": m.tokens_out - before[2]}  # this round's
         return lm, ensemble, lm_eval, info
