@@ -216,6 +216,7 @@ def test_federate_refuses_bad_input_clearly(tmp_path):
     assert res.exit_code == 2 and "unknown federated strategy 'fed-avg'" in res.output and "fed-distill" in res.output
     res = runner.invoke(app, ["federate", "fed-distill", "--parties", "0", "--out", str(tmp_path / "f")])
     assert res.exit_code == 2 and "federation.parties" in res.output
-    res = runner.invoke(app, ["federate", "fed-distill", "--set", "federation.sms=[bert]", "--out", str(tmp_path / "f")])
+    res = runner.invoke(app, ["federate", "fed-distill", "--set", "federation.sms=[bert]",
+                              "--out", str(tmp_path / "f")])
     assert res.exit_code == 2 and "federation.sms" in res.output
     assert not (tmp_path / "f" / "result.json").exists()

@@ -164,8 +164,7 @@ def summarise(settings: FedSettings, rows: list[dict], out: Path, engine: str, w
 def centralised(settings: FedSettings) -> dict[str, Any]:
     """The privacy-violating upper bound: one SM trained on the union of the parties' private records."""
     from silobridge.bench.runner import load_splits
-    from silobridge.models.sm import EncoderClassifier, EncoderHyper, TfidfLR, minilm_path
-    from silobridge.settings import SMKind
+    from silobridge.models.sm import build_sm
 
     splits = load_splits(settings.run)
     parts = party_splits(splits, settings)
@@ -173,11 +172,7 @@ def centralised(settings: FedSettings) -> dict[str, Any]:
     texts = [t for p in parts for t in p.private.texts]
     labels = np.concatenate([p.private.labels for p in parts])
     c = settings.run.sm
-    if c.kind is SMKind.TFIDF:
-        sm = TfidfLR(k, C=c.C, seed=settings.run.seed)
-    else:
-        sm = EncoderClassifier(c.path or minilm_path(), k, EncoderHyper(c.epochs, c.lr, c.batch_size, c.max_len),
-                               seed=settings.run.seed)
+    sm = build_sm(c, k, settings.run.seed)
     sm.fit(texts, np.eye(k)[labels], val=(splits.val.texts, splits.val.labels))
     return utility(splits.test.labels, sm.predict_proba(splits.test.texts), k) | {
         "note": "privacy-violating upper bound: all parties' private records in one place", "sm": c.kind.value}

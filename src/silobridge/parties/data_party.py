@@ -21,10 +21,9 @@ from silobridge.data.splits import plant_canaries
 from silobridge.data.task import Splits
 from silobridge.errors import BoundaryError
 from silobridge.home import home
-from silobridge.models.sm import EncoderClassifier, EncoderHyper, TfidfLR, minilm_path
+from silobridge.models.sm import build_sm
 from silobridge.rng import PartyRNG
 from silobridge.settings import PolicyConfig, SMConfig
-from silobridge.settings import SMKind
 from silobridge.transports.base import Transport
 
 
@@ -120,8 +119,4 @@ class DataParty:
 
     def new_sm(self):
         """A fresh, untrained SM of the configured kind."""
-        c, k = self._sm_config, len(self.task.label_names)
-        if c.kind is SMKind.TFIDF:
-            return TfidfLR(k, C=c.C, seed=self.seed)
-        return EncoderClassifier(c.path or minilm_path(), k,
-                                 EncoderHyper(c.epochs, c.lr, c.batch_size, c.max_len), seed=self.seed)
+        return build_sm(self._sm_config, len(self.task.label_names), self.seed)
