@@ -25,19 +25,24 @@ TaskOpt = typer.Option(None, "--task", help="'classify' (default) or 'domain-lm'
 SMOpt = typer.Option(None, "--sm", help="'tfidf', 'encoder', or a local HF encoder directory (default: MiniLM)")
 
 
+def merged_config(config: str | None, overrides: list[str] | None, *, sm: str | None = None,
+                  **shortcuts: Any) -> dict[str, Any]:
+    """File < shortcut options (``shortcuts``: dotted key -> value, None = not given; ``sm``) < --set,
+    as one unvalidated dict."""
+    base: dict[str, Any] = load_file(config) if config else {}
+    sets = [f"{key}={value}" for key, value in shortcuts.items() if value is not None]
+    if sm is not None:
+        sets += [f"sm.kind={sm}"] if sm in ("tfidf", "encoder") else ["sm.kind=encoder", f"sm.path={sm}"]
+    return apply_overrides(base, sets + list(overrides or []))
+
+
 def build_config(config: str | None, overrides: list[str] | None, *, data: str | None = None,
                  text_col: str | None = None, label_col: str | None = None, lm: str | None = None,
                  sm: str | None = None, seed: int | None = None, task: str | None = None) -> RunConfig:
     """File < shortcut options < --set, then strict validation."""
-    base: dict[str, Any] = load_file(config) if config else {}
-    shortcuts = []
-    for key, value in (("data.path", data), ("data.text_col", text_col), ("data.label_col", label_col),
-                       ("lm.path", lm), ("seed", seed), ("task", task)):
-        if value is not None:
-            shortcuts.append(f"{key}={value}")
-    if sm is not None:
-        shortcuts += [f"sm.kind={sm}"] if sm in ("tfidf", "encoder") else ["sm.kind=encoder", f"sm.path={sm}"]
-    return from_dict(RunConfig, apply_overrides(base, shortcuts + list(overrides or [])))
+    return from_dict(RunConfig, merged_config(config, overrides, sm=sm, **{
+        "data.path": data, "data.text_col": text_col, "data.label_col": label_col, "lm.path": lm, "seed": seed,
+        "task": task}))
 
 
 def friendly(fn: Callable) -> Callable:

@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from silobridge.cli.common import ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOpt, SMOpt, TextColOpt, err, friendly
-from silobridge.configs import apply_overrides, load_file
+from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOpt, SMOpt, TextColOpt, err, friendly,
+                                   merged_config)
 from silobridge.errors import UnknownStrategyError
 
 FED_STRATEGIES = ("fed-distill",)
@@ -58,16 +58,9 @@ def federate_cmd(strategy: str = typer.Argument(..., help=f"federated strategy: 
     if strategy not in FED_STRATEGIES:
         raise UnknownStrategyError(f"unknown federated strategy '{strategy}'", where="STRATEGY",
                                    fix=f"choose one of: {', '.join(FED_STRATEGIES)}")
-    base: dict[str, Any] = load_file(config) if config else {}
-    sets = []
-    for key, value in (("data.path", data), ("data.text_col", text_col), ("data.label_col", label_col),
-                       ("lm.path", lm), ("seed", seed), ("federation.parties", parties),
-                       ("federation.rounds", rounds), ("federation.alpha", alpha)):
-        if value is not None:
-            sets.append(f"{key}={value}")
-    if sm is not None:
-        sets += [f"sm.kind={sm}"] if sm in ("tfidf", "encoder") else ["sm.kind=encoder", f"sm.path={sm}"]
-    settings = FedSettings.from_overrides(apply_overrides(base, sets + list(set_ or [])))
+    settings = FedSettings.from_overrides(merged_config(config, set_, sm=sm, **{
+        "data.path": data, "data.text_col": text_col, "data.label_col": label_col, "lm.path": lm, "seed": seed,
+        "federation.parties": parties, "federation.rounds": rounds, "federation.alpha": alpha}))
     if deploy:
         from silobridge.federation.deploy import deploy as run_deployed
 

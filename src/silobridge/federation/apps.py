@@ -169,7 +169,7 @@ class FedServer:
         need = fed.min_parties or fed.parties
         for rnd in range(len(done), fed.rounds + 1):
             t0, gate = time.perf_counter(), self.model.gate
-            sent0, got0 = _bytes(self.model, "model"), _bytes(self.model, None)
+            sent0, got0 = _bytes(self.model, sent=True), _bytes(self.model, sent=False)
             lm, ensemble, lm_eval, info = self.model.teach([replies[p] for p in sorted(replies)] if rnd else [])
             contents = {}
             for pid in self.nodes:
@@ -196,8 +196,8 @@ class FedServer:
                 row["parties"][str(pid)] = {"quality": quality.values,
                                             "evaluation": expect(got["evaluation"], Metrics).values}
             row["seconds"] = round(time.perf_counter() - t0, 3)
-            row["bytes_model_to_parties"] = _bytes(self.model, "model") - sent0
-            row["bytes_parties_to_model"] = _bytes(self.model, None) - got0
+            row["bytes_model_to_parties"] = _bytes(self.model, sent=True) - sent0
+            row["bytes_parties_to_model"] = _bytes(self.model, sent=False) - got0
             if len(new) < need:
                 row["aborted"] = f"{len(new)} of {len(self.nodes)} parties answered, fewer than {need}"
                 _append(self.out / ROUNDS.replace(".jsonl", ".failed.jsonl"), row)
@@ -215,9 +215,9 @@ def _short(reason: str) -> str:
     return (said or lines or ["no reason given"])[-1][:500]
 
 
-def _bytes(model: FedModel, sender: str | None) -> int:
-    """Bytes the model party's ledger holds as sent by it (``sender='model'``) or received (None)."""
-    return sum(e.bytes for e in model.ledger.entries if (e.sender == "model") == (sender == "model"))
+def _bytes(model: FedModel, sent: bool) -> int:
+    """Bytes the model party's ledger holds as sent by it (``sent``) or as received."""
+    return sum(e.bytes for e in model.ledger.entries if (e.sender == "model") == sent)
 
 
 def _append(path: Path, row: dict) -> None:

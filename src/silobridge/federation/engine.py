@@ -4,7 +4,6 @@ this machine. Both engines leave the same files: ``rounds.jsonl`` (the model par
 ``result.json``."""
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ import numpy as np
 
 from silobridge import __version__
 from silobridge.bench.metrics import utility
+from silobridge.bench.runner import config_digest
 from silobridge.errors import ConfigError, SilobridgeError
 from silobridge.federation.config import FedSettings
 from silobridge.federation.fed_distill import party_splits
@@ -58,7 +58,7 @@ def simulate(settings: FedSettings, out: str | Path, cpus: int | None = None) ->
     Resumes after the last finished round found in ``out``."""
     from flwr.simulation import run_simulation
 
-    from silobridge.federation.apps import ENV, client_app, server_app
+    from silobridge.federation.apps import ENV, client_app, finished_rounds, server_app
 
     out = Path(out)
     path = prepare(settings, out)
@@ -66,8 +66,6 @@ def simulate(settings: FedSettings, out: str | Path, cpus: int | None = None) ->
     os.environ[ENV] = str(path.resolve())  # Ray's workers inherit it
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     cpus = cpus or os.cpu_count() or 1
-    from silobridge.federation.apps import finished_rounds
-
     if len(finished_rounds(out)) >= settings.federation.rounds + 1:  # nothing left to run
         return finish(settings, out, "simulation", time.perf_counter() - t0)
     backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
@@ -143,7 +141,7 @@ def summarise(settings: FedSettings, rows: list[dict], out: Path, engine: str, w
         "engine": engine,
         "seed": settings.run.seed,
         "config": settings.to_dict(),
-        "config_digest": hashlib.sha256(json.dumps(settings.to_dict(), sort_keys=True).encode()).hexdigest()[:16],
+        "config_digest": config_digest("fed-distill", _identity(settings.to_dict())),  # what resume compares
         "parties": parties_info,
         "rounds": rounds,
         "final": {"accuracy": last["accuracy"], "macro_f1": last["macro_f1"], "lm": last["lm"]},
