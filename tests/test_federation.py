@@ -191,3 +191,102 @@ def test_the_model_party_restores_its_base_lm_each_round(tmp_path, tiny_lm_dir):
     tuned = model.party.lm.digest()
     model.fresh()
     assert tuned != base and model.party.lm.digest() == base
+
+
+# --- fed-offsite ------------------------------------------------------------------------------------------
+def offsite_settings(tiny_lm_dir, strategy=(), **fed):
+    from silobridge.configs import apply_overrides
+
+    flat = apply_overrides({}, SMALL + [f"lm.path={tiny_lm_dir}", "data.n_private=60", "data.n_val=30",
+                                        "strategy.distill_steps=3", "strategy.distill_texts=8",
+                                        "strategy.calibration_texts=10", "strategy.bottom=1", "strategy.top=1",
+                                        *strategy])
+    flat["federation"] = {"parties": 3, "rounds": 2, "alpha": 1.0, "timeout": 600} | fed
+    return FedSettings.from_overrides(flat, name="fed-offsite")
+
+
+def test_fed_offsite_parties_train_the_global_adapters_and_the_lm_plugs_their_average(tmp_path, tiny_lm_dir):
+    """Without Flower: the parties start from the model party's adapters, each moves them with its own
+    records, and their FedAvg plugged into the LM changes its scores (round 0: B = 0, the LM unchanged)."""
+    from flwr.app import Array, ArrayRecord, RecordDict
+    from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
+
+    from silobridge.federation.fed_offsite import OffsiteModel, OffsiteParty, adapters_carrier
+
+    settings = offsite_settings(tiny_lm_dir)
+    parties = [OffsiteParty(settings, p, tmp_path) for p in range(2)]
+    intro = parties[0].introduce()
+    model = OffsiteModel(settings, tmp_path)
+    model.meet(intro["task"], intro["public"], intro["eval"])
+    start = model.initial_adapters()
+    assert start and all(not v.any() for n, v in start.items() if "lora_B" in n)  # the LM unchanged
+    base_scores, _ = model.score(start)
+    replies = []
+    for p in parties:
+        p.take_emulator(model.make_emulator())
+        w, m = p.train_adapters(1, adapters_carrier(start, settings.strategy.lora))
+        assert set(w.tensors) == set(start) and m.values["num-examples"] == len(p.data.private)
+        assert any(not np.allclose(w.tensors[n], start[n]) for n in start)
+        replies.append(RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in w.tensors.items()}),
+                                   "metrics": __import__("flwr").app.MetricRecord(m.values)}))
+    avg = aggregate_arrayrecords(replies, "num-examples")
+    n = [len(p.data.private) for p in parties]
+    name = next(iter(start))
+    expect_avg = (n[0] * replies[0]["arrays"][name].numpy() + n[1] * replies[1]["arrays"][name].numpy()) / sum(n)
+    assert avg[name].numpy() == pytest.approx(expect_avg, abs=1e-6)  # FedAvg weighted by records
+    tuned_scores, cal = model.score({k: v.numpy() for k, v in avg.items()})
+    assert not np.allclose(tuned_scores.values, base_scores.values)
+    u = parties[0].evaluate_lm(tuned_scores, cal)
+    assert 0 <= u["accuracy"] <= 1
+    with pytest.raises(BoundaryError, match="do not fit the emulator"):
+        parties[1].train_adapters(2, adapters_carrier({"nope": np.zeros(3, np.float32)}, settings.strategy.lora))
+
+
+def test_secure_dp_wrapper_noise_and_epsilon():
+    """Flower's DP wrapper with secure noise: the std it adds is z·C/n, unseeded draws differ, and ε falls
+    as the noise multiplier rises (Opacus' RDP accountant, sampling rate 1)."""
+    from flwr.app import Array, ArrayRecord
+    from flwr.serverapp.strategy import FedAvg
+
+    from silobridge.federation.offsite_server import SecureDPFixedClipping, party_epsilon
+
+    zero = ArrayRecord({"w": Array(np.zeros(20000, dtype=np.float32))})
+    dp = SecureDPFixedClipping(FedAvg(), noise_multiplier=2.0, clipping_norm=0.3, num_sampled_clients=3)
+    a = dp._add_noise_to_aggregated_arrays(zero)["w"].numpy()
+    b = dp._add_noise_to_aggregated_arrays(zero)["w"].numpy()
+    assert a.std() == pytest.approx(2.0 * 0.3 / 3, rel=0.03) and not np.allclose(a, b)
+    seeded = [SecureDPFixedClipping(FedAvg(), 2.0, 0.3, 3, seed=5)._add_noise_to_aggregated_arrays(zero)["w"].numpy()
+              for _ in range(2)]
+    assert np.array_equal(*seeded)  # reproducible only when seeded explicitly (tests)
+    assert party_epsilon(4.0, 2, 1e-3) < party_epsilon(1.0, 2, 1e-3) and party_epsilon(1.0, 0, 1e-3) == 0
+
+
+def test_fed_offsite_in_the_simulation_engine_with_a_crash_and_resume(tmp_path, tiny_lm_dir, monkeypatch):
+    """fed-offsite on Flower's FedAvg: party 2 crashes in round 2, the federation stops after round 1 and
+    resumes at round 2 from the kept global adapters; DP (Flower's wrapper) puts ε in the result."""
+    from silobridge.federation.apps import FAULT
+    from silobridge.federation.engine import FederationError, simulate
+
+    out = tmp_path / "off"
+    settings = offsite_settings(tiny_lm_dir, ["strategy.dp_noise=0.5", "strategy.dp_clip=1.0"])
+    monkeypatch.setenv(FAULT, "2:2")
+    with pytest.raises(FederationError, match="after 2 of 3 rounds.*party 2 crashed"):
+        simulate(settings, out, cpus=2)
+    monkeypatch.delenv(FAULT)
+    result = simulate(settings, out, cpus=2)
+    assert result["strategy"] == "fed-offsite" and [r["round"] for r in result["rounds"]] == [0, 1, 2]
+    assert all("accuracy" in r["lm"] for r in result["rounds"])
+    assert result["rounds"][1]["epsilon"] < result["rounds"][2]["epsilon"] == result["privacy"]["epsilon"]
+    assert set(result["rounds"][2]["parties"]) == {"0", "1", "2"}
+    comm = result["communication"]
+    assert comm["adapter_share_of_lm"] < 1 and comm["ratio_fedavg_lm"] > 1
+    assert 0 < comm["emulator_revealed_param_share"] < 1
+    assert result["references"]["centralised"]["note"].startswith("privacy-violating")
+    model = Ledger.read(out / "model" / "ledger.jsonl")
+    assert {e.exposure for e in model if e.sender == "model" and e.kind == "weights"} == {"lm_weights",
+                                                                                         "private_model"}
+    for pid in range(3):
+        ours = Ledger.read(out / f"party-{pid}" / "ledger.jsonl")
+        sent = [e for e in ours if e.sender != "model"]
+        assert {e.exposure for e in sent if e.kind == "weights"} == {"private_model"}
+        assert {e.sha256 for e in ours} <= {e.sha256 for e in model}

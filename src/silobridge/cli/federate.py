@@ -12,14 +12,31 @@ from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOp
                                    merged_config)
 from silobridge.errors import UnknownStrategyError
 
-FED_STRATEGIES = ("fed-distill",)
+from silobridge.federation import STRATEGIES as FED_STRATEGIES
 
 
 def _pct(x: Any) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def offsite_table(result: dict) -> Table:
+    t = Table(title=f"{result['strategy']} · {result['engine']} · seed {result['seed']}")
+    for col in ("round", "LM acc", "LM F1", "LM AUC", "ε", "parties", "bytes", "seconds"):
+        t.add_column(col, justify="right")
+    for r in result["rounds"]:
+        t.add_row(str(r["round"]), _pct(r["lm"].get("accuracy")), _pct(r["lm"].get("macro_f1")),
+                  _pct(r["lm"].get("auc")), _pct(r["epsilon"]), str(len(r["parties"])),
+                  f"{r['bytes_model_to_parties'] + r['bytes_parties_to_model']:,}", f"{r['seconds']:.0f}")
+    c, comm = result["references"]["centralised"], result["communication"]
+    t.caption = (f"round 0 = the LM zero-shot; offsite-tuning on the union (privacy-violating bound): acc "
+                 f"{c['accuracy']:.3f}, F1 {c['macro_f1']:.3f}; emulator {comm['emulator_bytes_per_party']:,.0f} "
+                 f"bytes per party once; FedAvg of the full LM would move {comm['ratio_fedavg_lm']:,.0f}× a round's bytes")
+    return t
+
+
 def rounds_table(result: dict) -> Table:
+    if result["strategy"] == "fed-offsite":
+        return offsite_table(result)
     t = Table(title=f"{result['strategy']} · {result['engine']} · seed {result['seed']}")
     for col in ("round", "mean acc", "worst acc", "mean F1", "worst F1", "LM acc", "LM F1", "bytes", "seconds"):
         t.add_column(col, justify="right")
@@ -60,7 +77,7 @@ def federate_cmd(strategy: str = typer.Argument(..., help=f"federated strategy: 
                                    fix=f"choose one of: {', '.join(FED_STRATEGIES)}")
     settings = FedSettings.from_overrides(merged_config(config, set_, sm=sm, **{
         "data.path": data, "data.text_col": text_col, "data.label_col": label_col, "lm.path": lm, "seed": seed,
-        "federation.parties": parties, "federation.rounds": rounds, "federation.alpha": alpha}))
+        "federation.parties": parties, "federation.rounds": rounds, "federation.alpha": alpha}), name=strategy)
     if deploy:
         from silobridge.federation.deploy import deploy as run_deployed
 

@@ -50,7 +50,12 @@ def _party(context: Context) -> FedParty:
     pid = int(context.node_config.get("partition-id", -1))
     key = (str(out), pid)
     if key not in _parties:
-        _parties[key] = FedParty(settings, pid, out)
+        if settings.name == "fed-offsite":
+            from silobridge.federation.fed_offsite import OffsiteParty
+
+            _parties[key] = OffsiteParty(settings, pid, out)
+        else:
+            _parties[key] = FedParty(settings, pid, out)
     return _parties[key]
 
 
@@ -73,8 +78,7 @@ def distill(msg: Message, context: Context) -> Message:
     torch.set_num_threads(party.settings.federation.party_threads)
     got = unpack(party.gate, msg.content, "model", DISTILL)
     rnd = int(expect(got["round"], Config).values["round"])
-    if os.environ.get(FAULT) == f"{party.pid}:{rnd}":
-        raise RuntimeError(f"party {party.pid} crashed in round {rnd} ({FAULT} is set)")
+    _crash_if_told(party, rnd)
     t0 = time.perf_counter()
     res = party.train(rnd, got.get("lm"), got.get("ensemble"), got.get("lm_eval"))
     row = {"round": rnd, "seconds": round(time.perf_counter() - t0, 3), "evaluation": res.evaluation,
@@ -86,6 +90,46 @@ def distill(msg: Message, context: Context) -> Message:
                   DISTILL + ".reply")
 
 
+def _crash_if_told(party: FedParty, rnd: int) -> None:
+    if os.environ.get(FAULT) == f"{party.pid}:{rnd}":
+        raise RuntimeError(f"party {party.pid} crashed in round {rnd} ({FAULT} is set)")
+
+
+# fed-offsite: the emulator once, then Flower's FedAvg rounds ('train'), and the LM's measurement at party 0
+@client_app.query("emulator")
+def emulator(msg: Message, context: Context) -> Message:
+    party = _party(context)
+    got = unpack(party.gate, msg.content, "model", "query.emulator")
+    return _reply(msg, party, {"info": party.take_emulator(got["emulator"])}, "query.emulator.reply")
+
+
+@client_app.train()
+def train_adapters(msg: Message, context: Context) -> Message:
+    import torch
+
+    party = _party(context)
+    torch.set_num_threads(party.settings.federation.party_threads)
+    got = unpack(party.gate, msg.content, "model", "train")
+    cfg = expect(got["config"], Config).values
+    rnd = int(cfg["server-round"]) + int(cfg.get("round-offset", 0))  # Flower counts a resumed start from 1
+    _crash_if_told(party, rnd)
+    t0 = time.perf_counter()
+    adapters, metrics = party.train_adapters(rnd, got["adapters"])
+    row = {"round": rnd, "seconds": round(time.perf_counter() - t0, 3), "quality": metrics.values}
+    with (party.dir / ROUNDS).open("a") as fh:
+        fh.write(json.dumps(row, sort_keys=True) + "\n")
+    return _reply(msg, party, {"adapters": adapters, "metrics": metrics}, "train.reply")
+
+
+@client_app.query("evaluate")
+def evaluate_lm(msg: Message, context: Context) -> Message:
+    party = _party(context)
+    got = unpack(party.gate, msg.content, "model", "query.evaluate")
+    u = party.evaluate_lm(got["scores"], got["calibration"])
+    return _reply(msg, party, {"utility": Metrics(values={k: float(v) for k, v in u.items() if v is not None})},
+                  "query.evaluate.reply")
+
+
 # --- the model party ------------------------------------------------------------------------------------
 server_app = ServerApp()
 
@@ -93,7 +137,12 @@ server_app = ServerApp()
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
     settings, out = load_settings(context)
-    FedServer(settings, out).run(grid)
+    if settings.name == "fed-offsite":
+        from silobridge.federation.offsite_server import OffsiteServer
+
+        OffsiteServer(settings, out).run(grid)
+    else:
+        FedServer(settings, out).run(grid)
 
 
 class FedServer:
@@ -101,9 +150,11 @@ class FedServer:
     outcome is appended to ``rounds.jsonl`` at once (and the parties' replies kept), so a killed federation
     resumes after its last finished round."""
 
+    Model = FedModel
+
     def __init__(self, settings: FedSettings, out: Path):
         self.settings, self.out = settings, Path(out)
-        self.model = FedModel(settings, out)
+        self.model = self.Model(settings, out)
         self.nodes: dict[int, int] = {}  # partition id -> node id
 
     def _send(self, grid: Grid, op: str, contents: dict[int, RecordDict], timeout: float) -> dict[int, Any]:
@@ -137,7 +188,7 @@ class FedServer:
     def meet(self, grid: Grid) -> None:
         fed, gate = self.settings.federation, self.model.gate
         ids = self._wait_for_nodes(grid)
-        hello = Config(values={"strategy": "fed-distill"})
+        hello = Config(values={"strategy": self.settings.name})
         msgs = [Message(content=pack(gate, {"hello": hello}, f"node-{n}", INTRODUCE), dst_node_id=n,
                         message_type=INTRODUCE) for n in ids]
         intro = {}

@@ -1,4 +1,5 @@
-"""The federation's settings (how many parties, how skewed, how many rounds) and fed-distill's options."""
+"""The federation's settings (how many parties, how skewed, how many rounds) and each federated strategy's
+options (fed-distill, fed-offsite)."""
 from __future__ import annotations
 
 import enum
@@ -6,7 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from silobridge.configs import check, from_dict, option, to_dict
+from silobridge.errors import UnknownStrategyError
+from silobridge.federation import STRATEGIES
 from silobridge.settings import RunConfig, SMKind
+from silobridge.strategies.emulation import EmulatorConfig
 from silobridge.strategies.lm_tuning import LMTuneConfig
 
 
@@ -65,26 +69,57 @@ class FedDistillConfig(LMTuneConfig):
 
 
 @dataclass
+class FedOffsiteConfig(EmulatorConfig):
+    """fed-offsite: the model party sends every party the same emulator of its LM (layer-drop, distilled on
+    public text); per round each party trains the LoRA adapters on it with its private records from the
+    global adapters, the model party averages them (Flower's FedAvg, weighted by records, or wrapped in
+    Flower's server-side DP with fixed clipping) and plugs the average into its full LM."""
+
+    weighting: str = option("size", "FedAvg weights: 'size' (private records) or 'uniform'")
+    dp_noise: float = option(0.0, "noise multiplier of Flower's server-side fixed-clipping DP wrapper (0 = no DP); "
+                                  "party-level (ε, δ) over all rounds, in the result")
+    dp_clip: float = option(0.1, "clipping norm of each party's adapter update under DP")
+    dp_delta: float = option(1e-3, "δ of the party-level (ε, δ) guarantee under DP (below 1 / parties)")
+    dp_seed: int | None = option(None, "seed of the DP noise (tests only; default: the OS CSPRNG, unpredictable)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.weighting in ("size", "uniform"), "strategy.weighting", self.weighting, "'size' or 'uniform'")
+        check(self.dp_noise >= 0, "strategy.dp_noise", self.dp_noise, ">= 0")
+        check(self.dp_clip > 0, "strategy.dp_clip", self.dp_clip, "> 0")
+        check(0 < self.dp_delta < 1, "strategy.dp_delta", self.dp_delta, "in (0, 1)")
+
+
+FED_STRATEGIES: dict[str, type] = dict(zip(STRATEGIES, (FedDistillConfig, FedOffsiteConfig)))
+
+
+@dataclass
 class FedSettings:
-    """Everything a federated run needs, written to ``config.json`` and read by every node."""
+    """Everything a federated run needs, written to ``federation.json`` and read by every node."""
 
     run: RunConfig
     federation: FederationConfig
-    strategy: FedDistillConfig
+    strategy: Any  # the options of the strategy ``name`` (FED_STRATEGIES)
+    name: str = "fed-distill"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": to_dict(self.run), "federation": to_dict(self.federation), "strategy": to_dict(self.strategy)}
+        return {"name": self.name, "run": to_dict(self.run), "federation": to_dict(self.federation),
+                "strategy": to_dict(self.strategy)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FedSettings":
+        name = d.get("name", "fed-distill")
+        if name not in FED_STRATEGIES:
+            raise UnknownStrategyError(f"unknown federated strategy '{name}'", where="STRATEGY",
+                                       fix=f"choose one of: {', '.join(FED_STRATEGIES)}")
         return cls(from_dict(RunConfig, d.get("run", {})), from_dict(FederationConfig, d.get("federation", {}),
                                                                      prefix="federation."),
-                   from_dict(FedDistillConfig, d.get("strategy", {}), prefix="strategy."))
+                   from_dict(FED_STRATEGIES[name], d.get("strategy", {}), prefix="strategy."), name)
 
     @classmethod
-    def from_overrides(cls, base: dict[str, Any]) -> "FedSettings":
+    def from_overrides(cls, base: dict[str, Any], name: str = "fed-distill") -> "FedSettings":
         """From a flat config dict (``run``'s keys plus a ``federation`` section; ``strategy`` holds the
-        fed-distill options), as ``--config``/``--set`` give it."""
+        options of the federated strategy ``name``), as ``--config``/``--set`` give it."""
         base = dict(base)
         fed, strat = base.pop("federation", {}), base.pop("strategy", {})
-        return cls.from_dict({"run": base, "federation": fed, "strategy": strat})
+        return cls.from_dict({"name": name, "run": base, "federation": fed, "strategy": strat})

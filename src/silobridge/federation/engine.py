@@ -53,7 +53,7 @@ def _identity(settings: dict) -> dict:
 
 
 def simulate(settings: FedSettings, out: str | Path, cpus: int | None = None) -> dict[str, Any]:
-    """fed-distill on Flower's simulation engine: ``federation.parties`` virtual nodes, each ClientApp call
+    """A federated strategy on Flower's simulation engine: ``federation.parties`` virtual nodes, each ClientApp call
     on one CPU of a Ray pool of ``cpus`` (default: all), the ServerApp (the model party) in this process.
     Resumes after the last finished round found in ``out``."""
     from flwr.simulation import run_simulation
@@ -93,7 +93,7 @@ def finish(settings: FedSettings, out: Path, engine: str, wall: float) -> dict[s
         raise FederationError(f"the federation stopped after {len(rows)} of {settings.federation.rounds + 1} "
                               f"rounds: {why}", where=str(out),
                               fix="fix the cause and rerun the same command: it resumes after the last finished round")
-    result = summarise(settings, rows, out, engine, wall)
+    result = (summarise_offsite if settings.name == "fed-offsite" else summarise)(settings, rows, out, engine, wall)
     tmp = out / (RESULT + ".tmp")
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out / RESULT)
@@ -141,7 +141,7 @@ def summarise(settings: FedSettings, rows: list[dict], out: Path, engine: str, w
         "engine": engine,
         "seed": settings.run.seed,
         "config": settings.to_dict(),
-        "config_digest": config_digest("fed-distill", _identity(settings.to_dict())),  # what resume compares
+        "config_digest": config_digest(settings.name, _identity(settings.to_dict())),  # what resume compares
         "parties": parties_info,
         "rounds": rounds,
         "final": {"accuracy": last["accuracy"], "macro_f1": last["macro_f1"], "lm": last["lm"]},
@@ -174,3 +174,54 @@ def centralised(settings: FedSettings) -> dict[str, Any]:
     sm.fit(texts, np.eye(k)[labels], val=(splits.val.texts, splits.val.labels))
     return utility(splits.test.labels, sm.predict_proba(splits.test.texts), k) | {
         "note": "privacy-violating upper bound: all parties' private records in one place", "sm": c.kind.value}
+
+
+def summarise_offsite(settings: FedSettings, rows: list[dict], out: Path, engine: str, wall: float) -> dict[str, Any]:
+    """fed-offsite's result: the LM's utility with each round's global adapters (round 0: none, the LM
+    zero-shot), the parties' training, bytes against full-parameter FedAvg of the LM, and ε under DP."""
+    from silobridge.federation.fed_offsite import centralised as offsite_centralised
+
+    fed, c = settings.federation, settings.strategy
+    rounds = [{"round": r["round"], "seconds": r["seconds"], "failed": r["failed"], "lm": r["lm"],
+               "bytes_model_to_parties": r["bytes_model_to_parties"],
+               "bytes_parties_to_model": r["bytes_parties_to_model"],
+               "epsilon": r["model"].get("dp", {}).get("epsilon"),
+               "parties": {p: v["quality"] for p, v in r["parties"].items()}} for r in rows]
+    last = rows[-1]["model"]
+    sizes, emu = last["sizes"], last["emulator"]
+    per_round = [r["bytes_model_to_parties"] + r["bytes_parties_to_model"] for r in rounds[1:]] or [0]
+    comm = {"emulator_bytes_per_party": emu["bytes"] / max(fed.parties, 1),
+            "emulator_revealed_param_share": emu["revealed_param_share"],
+            "adapter_params": sizes["adapter_params"], "lm_params": sizes["lm_params"],
+            "adapter_share_of_lm": sizes["adapter_params"] / sizes["lm_params"],
+            "bytes_per_round": float(np.mean(per_round)),
+            "bytes_total": emu["bytes"] + sum(r["bytes_model_to_parties"] + r["bytes_parties_to_model"]
+                                              for r in rounds),
+            "fedavg_lm_bytes_per_round": 2 * fed.parties * 4 * sizes["lm_params"]}
+    comm["ratio_fedavg_lm"] = comm["fedavg_lm_bytes_per_round"] / max(comm["bytes_per_round"], 1)
+    dp = last.get("dp")
+    parties_info = json.loads((out / "parties.json").read_text()) if (out / "parties.json").exists() else {}
+    return {
+        "strategy": "fed-offsite",
+        "engine": engine,
+        "seed": settings.run.seed,
+        "config": settings.to_dict(),
+        "config_digest": config_digest(settings.name, _identity(settings.to_dict())),
+        "parties": parties_info,
+        "rounds": rounds,
+        "final": {"lm": rounds[-1]["lm"]},
+        "references": {"lm_zero_shot": rounds[0]["lm"], "centralised": offsite_centralised(settings, out)},
+        "communication": comm,
+        "privacy": {"sent_by_parties": "LoRA adapters trained on private records (declared 'private_model') and "
+                                       "record counts; party 0 also the test texts ('evaluation_records')",
+                    "sent_by_model": f"the emulator ({emu['revealed_param_share']:.1%} of the LM's parameters, "
+                                     "declared 'lm_weights') once per party, the global adapters each round",
+                    "epsilon": dp["epsilon"] if dp else None, "delta": dp["delta"] if dp else None,
+                    "note": ("party-level DP: Flower's server-side fixed clipping (clip "
+                             f"{c.dp_clip}, noise multiplier {c.dp_noise}, secure noise), Opacus RDP accountant"
+                             if dp else "no DP: adapters trained on private records (ε unbounded)")},
+        "compute": {"wall_seconds": round(wall, 3), "round_seconds": [r["seconds"] for r in rounds],
+                    "emulator_seconds": emu["seconds"],
+                    "peak_rss_mb_model_party": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
+        "env": {"silobridge": __version__},
+    }

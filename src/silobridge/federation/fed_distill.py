@@ -135,6 +135,8 @@ class RoundResult:
 class FedParty:
     """One data silo of the federation: its own partition, canaries, SM, egress policy and ledger."""
 
+    exposures = frozenset({EVAL_EXPOSURE})  # what this party's strategy declares it sends by design
+
     def __init__(self, settings: FedSettings, pid: int, out: Path):
         from silobridge.bench.runner import load_splits
 
@@ -150,7 +152,7 @@ class FedParty:
         # each party plants its own canaries: data.canaries, at most a quarter of its records (small parties)
         self.canaries = min(cfg.data.canaries, len(self.splits.private) // 4)
         self.data = DataParty(self.splits, sm, cfg.policy, Unlinked(), ledger, {},
-                              declared=frozenset({EVAL_EXPOSURE}), canaries=self.canaries,
+                              declared=self.exposures, canaries=self.canaries,
                               seed=cfg.seed * 1000 + pid)
         self.evaluates = pid == 0  # the party that measures the LM's utility (it sends the test texts)
         if self.evaluates:
@@ -214,6 +216,8 @@ class FedModel:
     """The model party: aggregates the parties' soft labels, LoRA-tunes its LM on the aggregate (starting
     from the base weights every round) and scores the public pool and the evaluation texts."""
 
+    declared: frozenset[str] = frozenset()  # exposures of what the model party sends by design
+
     def __init__(self, settings: FedSettings, out: Path):
         self.settings = settings
         self.dir = Path(out) / "model"
@@ -221,7 +225,8 @@ class FedModel:
         self.party: ModelParty | None = None
         # what leaves the model party: bounded in size, never the LM's weights (of whichever round's LM)
         weights = NoModelWeights(lambda: self.party.lm.parameters() if self.party and self.party.lm_loaded else ())
-        self.gate = Gate("model", Policy([MaxBytes(settings.run.policy.max_bytes), weights]), self.ledger)
+        self.gate = Gate("model", Policy([MaxBytes(settings.run.policy.max_bytes), weights]), self.ledger,
+                         declared=self.declared)
         self.task: TaskSpec | None = None
         self.public: list[str] = []
         self.eval_texts: list[str] = []

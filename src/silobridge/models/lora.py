@@ -77,12 +77,13 @@ def export_adapters(model: torch.nn.Module, index_map: list[int] | None = None) 
     """LoRA weights as named arrays; ``index_map[j]`` renames layer ``j`` to LM layer ``index_map[j]``."""
     from peft import get_peft_model_state_dict
 
-    out = {}
-    for name, t in get_peft_model_state_dict(model).items():
-        if index_map is not None:
-            name = _LAYER.sub(lambda m: f".layers.{index_map[int(m.group(1))]}.", name)
-        out[name] = t.detach().float().cpu().numpy().copy()
-    return out
+    out = {name: t.detach().float().cpu().numpy().copy() for name, t in get_peft_model_state_dict(model).items()}
+    return out if index_map is None else rename_layers(out, index_map)
+
+
+def rename_layers(tensors: dict[str, np.ndarray], index_map: list[int]) -> dict[str, np.ndarray]:
+    """Adapter tensors of an emulator renamed to the LM's layers: layer ``j`` becomes ``index_map[j]``."""
+    return {_LAYER.sub(lambda m: f".layers.{index_map[int(m.group(1))]}.", name): t for name, t in tensors.items()}
 
 
 def plug_adapters(model: torch.nn.Module, tensors: dict[str, np.ndarray], spec: LoraSpec) -> torch.nn.Module:
