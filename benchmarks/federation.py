@@ -1,7 +1,8 @@
-"""fed-distill on Flower's simulation engine, on the bundled defaults (SmolLM2-135M, reviews, TF-IDF SMs).
+"""Federated strategies on Flower's simulation engine, on the bundled defaults (SmolLM2-135M, reviews, TF-IDF SMs).
 
     .venv/bin/python benchmarks/federation.py --seeds 0,1,2 --out runs/fed-table      # the table
     .venv/bin/python benchmarks/federation.py --scale 5,10,25,50 --out runs/fed-scale  # cost against N
+    .venv/bin/python benchmarks/federation.py --strategy fed-offsite --seeds 0 --out runs/fed-offsite
 
 The table: per seed, each round's mean and worst-party SM utility, the LM's utility, bytes and seconds,
 next to the reference rows (each party alone = round 0; the LM zero-shot; the centralised union, a
@@ -52,10 +53,10 @@ class PeakMemory:
         self._thread.join()
 
 
-def run_one(sets: list[str], out: Path) -> dict:
+def run_one(sets: list[str], out: Path, strategy: str = "fed-distill") -> dict:
     if (out / "result.json").exists():
         return json.loads((out / "result.json").read_text())
-    settings = FedSettings.from_overrides(apply_overrides({}, sets))
+    settings = FedSettings.from_overrides(apply_overrides({}, sets), name=strategy)
     with PeakMemory() as mem:
         t0 = time.perf_counter()
         result = simulate(settings, out)
@@ -98,11 +99,35 @@ def table(results: list[dict]) -> None:
               f"{r.get('peak_federation_rss_mb', '–')} MB")
 
 
+def offsite_table(results: list[dict]) -> None:
+    print("\n| seed | row | LM acc | LM macro-F1 | LM AUC | ε | mean update norm | bytes | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        s = r["seed"]
+        for rnd in r["rounds"]:
+            name = "round 0 = the LM zero-shot" if rnd["round"] == 0 else f"fed-offsite round {rnd['round']}"
+            norms = [p["update_norm"] for p in rnd["parties"].values() if "update_norm" in p]
+            print(f"| {s} | {name} | {f3(rnd['lm'].get('accuracy'))} | {f3(rnd['lm'].get('macro_f1'))} | "
+                  f"{f3(rnd['lm'].get('auc'))} | {f3(rnd['epsilon'])} | {f3(statistics.mean(norms) if norms else None)} "
+                  f"| {rnd['bytes_model_to_parties'] + rnd['bytes_parties_to_model']:,} | {rnd['seconds']:.0f} |")
+        c = r["references"]["centralised"]
+        print(f"| {s} | offsite-tuning on the union (privacy-violating) | {f3(c['accuracy'])} | "
+              f"{f3(c['macro_f1'])} | {f3(c.get('auc'))} | – | – | – | – |")
+    for r in results:
+        c = r["communication"]
+        print(f"seed {r['seed']}: emulator {c['emulator_bytes_per_party']:,.0f} bytes per party once "
+              f"({c['emulator_revealed_param_share']:.1%} of the LM's parameters); adapters {c['adapter_params']:,} "
+              f"numbers ({c['adapter_share_of_lm']:.2%} of the LM); {c['bytes_per_round']:,.0f} bytes per round, "
+              f"full-parameter FedAvg of the LM would move {c['ratio_fedavg_lm']:,.0f}x that; wall "
+              f"{r['compute']['wall_seconds']:.0f} s, peak federation RSS {r.get('peak_federation_rss_mb', '–')} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--scale", default="", help="comma-separated party counts (the scale run)")
     ap.add_argument("--out", default="runs/fed")
+    ap.add_argument("--strategy", default="fed-distill", choices=("fed-distill", "fed-offsite"))
     ap.add_argument("--set", action="append", default=[], dest="sets")
     a = ap.parse_args()
     out = Path(a.out)
@@ -117,8 +142,8 @@ def main() -> None:
                       f"{f3(rnd['macro_f1'].get('mean'))} | {f3(rnd['macro_f1'].get('worst'))} | "
                       f"{r['peak_federation_rss_mb']:,.0f} |", flush=True)
         return
-    results = [run_one([f"seed={s}"] + a.sets, out / f"seed{s}") for s in a.seeds.split(",")]
-    table(results)
+    results = [run_one([f"seed={s}"] + a.sets, out / f"seed{s}", a.strategy) for s in a.seeds.split(",")]
+    (offsite_table if a.strategy == "fed-offsite" else table)(results)
 
 
 if __name__ == "__main__":

@@ -66,9 +66,12 @@ def federate_cmd(strategy: str = typer.Argument(..., help=f"federated strategy: 
                  label_col: str = LabelColOpt, lm: str = LMOpt, sm: str = SMOpt,
                  seed: int = typer.Option(None, "--seed", help="seed (overrides the config)")) -> None:
     """Run a federation: N data parties, each with its own non-IID private split, canaries, SM and ledger,
-    and the model party (the LM owner), on Flower. Writes OUT/result.json (per-round per-party, mean,
-    worst-party and LM utility, bytes, time), OUT/party-i/ledger.jsonl and OUT/model/ledger.jsonl.
-    Rerunning the same command resumes after the last finished round."""
+    and the model party (the LM owner), on Flower. fed-distill: soft labels on a public pool go both ways
+    (the LM LoRA-tuned on the parties' aggregate, the SMs distilled from it). fed-offsite: every party trains
+    LoRA adapters on the LM's emulator, Flower's FedAvg averages them (--set strategy.dp_noise=Z for its DP
+    wrapper) and the LM runs with the average plugged in. Writes OUT/result.json (per-round utility, bytes,
+    time, ε), OUT/party-i/ledger.jsonl and OUT/model/ledger.jsonl. Rerunning the same command resumes after
+    the last finished round."""
     from silobridge.federation.config import FedSettings
     from silobridge.federation.engine import simulate
 

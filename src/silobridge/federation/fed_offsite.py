@@ -108,7 +108,8 @@ class OffsiteParty(FedParty):
         """One round: start from the global adapters, train on the private records, send the adapters back."""
         self._load_emulator()
         c, d = self.settings.strategy, self.data
-        load_adapter_state(self.tuned, expect(global_adapters, Weights).tensors, f"party-{self.pid}.train")
+        start = expect(global_adapters, Weights).tensors
+        load_adapter_state(self.tuned, start, f"party-{self.pid}.train")
         words = words_for(c, d.task)
         with d.working():
             losses = train_label_scoring(self.tuned, self.emu_lm, d.private.texts, d.one_hot(d.private.labels),
@@ -116,8 +117,10 @@ class OffsiteParty(FedParty):
                                          seed=self.settings.run.seed * 1000 + self.pid * 101 + rnd,
                                          desc=f"party {self.pid}: LoRA on emulator, round {rnd}")
         n = len(d.private) if c.weighting == "size" else 1
-        return (adapters_carrier(adapter_state(self.tuned), c.lora),
-                Metrics(values={"num-examples": float(n), "private": float(len(d.private)),
+        mine = adapter_state(self.tuned)
+        norm = float(np.sqrt(sum(float(((mine[k] - np.asarray(start[k])) ** 2).sum()) for k in mine)))
+        return (adapters_carrier(mine, c.lora),
+                Metrics(values={"num-examples": float(n), "private": float(len(d.private)), "update_norm": norm,
                                 "loss_first": float(losses[0]), "loss_last": float(losses[-1])}))
 
     def evaluate_lm(self, scores: SoftLabels, calibration: SoftLabels) -> dict[str, Any]:
