@@ -290,3 +290,81 @@ def test_fed_offsite_in_the_simulation_engine_with_a_crash_and_resume(tmp_path, 
         sent = [e for e in ours if e.sender != "model"]
         assert {e.exposure for e in sent if e.kind == "weights"} == {"private_model"}
         assert {e.sha256 for e in ours} <= {e.sha256 for e in model}
+
+
+# --- lm-fusion --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def other_lm_dir(tmp_path_factory):
+    """A second tiny random Llama with another tokenizer (the bundled SmolLM2's BPE, not the first's
+    WordPiece): the LMs meet only at the label level."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from silobridge.models.lm import _bundled_gguf
+
+    gguf = _bundled_gguf()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    torch.manual_seed(1)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                      pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    path = tmp_path_factory.mktemp("other-lm")
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def fusion_settings(tiny_lm_dir, other_lm_dir, weighting="validation", **fed):
+    from silobridge.configs import apply_overrides
+
+    flat = apply_overrides({}, SMALL + [f"lm.path={tiny_lm_dir}", "data.n_private=60", "data.n_val=30",
+                                        "strategy.calibration_texts=10", f"strategy.weighting={weighting}"])
+    flat["strategy"]["lms"] = [tiny_lm_dir, other_lm_dir]
+    flat["federation"] = {"parties": 3, "alpha": 1.0, "timeout": 600} | fed
+    return FedSettings.from_overrides(flat, name="lm-fusion")
+
+
+def test_lm_fusion_weights_the_lms_by_each_partys_validation(tmp_path, tiny_lm_dir, other_lm_dir):
+    """A party given one LM right on its validation records and one wrong on them weights the right one
+    higher; 'sm' weighting sends no validation text."""
+    from silobridge.federation.lm_fusion import FusionParty
+
+    settings = fusion_settings(tiny_lm_dir, other_lm_dir)
+    party = FusionParty(settings, 0, tmp_path)
+    assert party.introduce()["val"].exposure == "validation_records"
+    d = party.data
+    k = len(d.task.label_names)
+    rng = np.random.default_rng(0)
+    good_val = np.log(np.eye(k)[d.val.labels] * 0.8 + 0.1)  # right on every validation record
+    noise = np.log(np.eye(k)[(d.val.labels + 1) % k] * 0.8 + 0.1)  # wrong on every one
+    pub = [SoftLabels(values=np.log(rng.dirichlet(np.ones(k), size=len(d.public))), log=True) for _ in range(2)]
+    quality, evaluation = party.fuse(pub, [SoftLabels(values=good_val, log=True), SoftLabels(values=noise, log=True)],
+                                     None)
+    q = quality.values
+    assert q["weight_lm0"] > q["weight_lm1"] and q["weight_lm0"] + q["weight_lm1"] == pytest.approx(1)
+    assert set(evaluation) == {"alone", "teacher:lm0", "teacher:lm1", "teacher:fused"}
+    with pytest.raises(BoundaryError, match="public pool"):
+        party.fuse([SoftLabels(values=np.zeros((3, k)), log=True)], None, None)
+    sm_party = FusionParty(fusion_settings(tiny_lm_dir, other_lm_dir, weighting="sm"), 1, tmp_path)
+    assert "val" not in sm_party.introduce()
+
+
+def test_lm_fusion_in_the_simulation_engine(tmp_path, tiny_lm_dir, other_lm_dir):
+    """Two LMs with different tokenizers label the public pool; three parties fuse; the result has each
+    party's rows (alone, each LM as teacher, fused), each LM's own utility, and the declared exposures."""
+    from silobridge.federation.engine import simulate
+
+    out = tmp_path / "fusion"
+    result = simulate(fusion_settings(tiny_lm_dir, other_lm_dir), out, cpus=2)
+    assert result["strategy"] == "lm-fusion" and set(result["rounds"][0]["parties"]) == {"0", "1", "2"}
+    assert set(result["sm"]) == {"alone", "teacher:lm0", "teacher:lm1", "teacher:fused"}
+    assert all(0 <= result["sm"][n]["macro_f1"]["worst"] <= result["sm"][n]["macro_f1"]["mean"] <= 1
+               for n in result["sm"])
+    assert set(result["references"]["lm_zero_shot"]) == {tiny_lm_dir, other_lm_dir}
+    assert all("accuracy" in u for u in result["references"]["lm_zero_shot"].values())
+    assert all(sum(w.values()) == pytest.approx(1, abs=1e-6) for w in result["weights"].values())
+    assert result["privacy"]["validation_records_sent"] == sum(p["val"] for p in result["parties"].values()) > 0
+    model = Ledger.read(out / "model" / "ledger.jsonl")
+    sent = {e.exposure for e in model if e.sender != "model" and e.kind == "text"}
+    assert sent <= {None, "evaluation_records", "validation_records"} and "validation_records" in sent
+    assert simulate(fusion_settings(tiny_lm_dir, other_lm_dir), out, cpus=2)["sm"] == result["sm"]  # finished

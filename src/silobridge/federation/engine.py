@@ -66,7 +66,7 @@ def simulate(settings: FedSettings, out: str | Path, cpus: int | None = None) ->
     os.environ[ENV] = str(path.resolve())  # Ray's workers inherit it
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     cpus = cpus or os.cpu_count() or 1
-    if len(finished_rounds(out)) >= settings.federation.rounds + 1:  # nothing left to run
+    if len(finished_rounds(out)) >= expected_rounds(settings):  # nothing left to run
         return finish(settings, out, "simulation", time.perf_counter() - t0)
     backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
                "init_args": {"num_cpus": cpus, "num_gpus": 0, "include_dashboard": False,
@@ -84,20 +84,26 @@ def finish(settings: FedSettings, out: Path, engine: str, wall: float) -> dict[s
     from silobridge.federation.apps import finished_rounds
 
     rows = finished_rounds(out)
-    if len(rows) < settings.federation.rounds + 1:
+    if len(rows) < expected_rounds(settings):
         failed = out / "rounds.failed.jsonl"
         why = "see the log above"
         if failed.exists():
             row = json.loads(failed.read_text().splitlines()[-1])
             why = row["aborted"] + "".join(f"; party {p}: {m}" for p, m in row.get("failed", {}).items())
-        raise FederationError(f"the federation stopped after {len(rows)} of {settings.federation.rounds + 1} "
+        raise FederationError(f"the federation stopped after {len(rows)} of {expected_rounds(settings)} "
                               f"rounds: {why}", where=str(out),
                               fix="fix the cause and rerun the same command: it resumes after the last finished round")
-    result = (summarise_offsite if settings.name == "fed-offsite" else summarise)(settings, rows, out, engine, wall)
+    how = {"fed-offsite": summarise_offsite, "lm-fusion": summarise_fusion}.get(settings.name, summarise)
+    result = how(settings, rows, out, engine, wall)
     tmp = out / (RESULT + ".tmp")
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out / RESULT)
     return result
+
+
+def expected_rounds(settings: FedSettings) -> int:
+    """Rows of ``rounds.jsonl`` a finished federation has: round 0 and every round, or lm-fusion's one."""
+    return 1 if settings.name == "lm-fusion" else settings.federation.rounds + 1
 
 
 def _stats(parties: dict[str, dict], key: str) -> dict[str, float]:
@@ -222,6 +228,53 @@ def summarise_offsite(settings: FedSettings, rows: list[dict], out: Path, engine
                              if dp else "no DP: adapters trained on private records (ε unbounded)")},
         "compute": {"wall_seconds": round(wall, 3), "round_seconds": [r["seconds"] for r in rounds],
                     "emulator_seconds": emu["seconds"],
+                    "peak_rss_mb_model_party": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
+        "env": {"silobridge": __version__},
+    }
+
+
+def summarise_fusion(settings: FedSettings, rows: list[dict], out: Path, engine: str, wall: float) -> dict[str, Any]:
+    """lm-fusion's result: per party and across parties (mean, worst) the SM's utility alone, with each LM
+    as the teacher and with the fusion; each LM's own utility; the weights each party gave the LMs."""
+    row, lms = rows[-1], settings.strategy.lms
+    parties = row["parties"]
+    names = ["alone"] + [f"teacher:lm{i}" for i in range(len(lms))] + ["teacher:fused"]
+
+    def stats(name: str, key: str) -> dict[str, float]:
+        vals = [p["evaluation"][f"{name}.{key}"] for p in parties.values() if f"{name}.{key}" in p["evaluation"]]
+        return {"mean": float(np.mean(vals)), "worst": float(np.min(vals))} if vals else {}
+    rows_out = {n: {key: stats(n, key) for key in ("accuracy", "macro_f1", "auc")} for n in names}
+    first = parties.get("0", {}).get("evaluation", {})
+    lm_alone = {spec: {k.split(".", 1)[1]: v for k, v in first.items() if k.startswith(f"lm{i}.")}
+                for i, spec in enumerate(lms)}
+    parties_info = json.loads((out / "parties.json").read_text()) if (out / "parties.json").exists() else {}
+    val_sent = sum(int(v.get("val", 0)) for v in parties_info.values()) if settings.strategy.weighting == \
+        "validation" else 0
+    return {
+        "strategy": "lm-fusion",
+        "engine": engine,
+        "seed": settings.run.seed,
+        "config": settings.to_dict(),
+        "config_digest": config_digest(settings.name, _identity(settings.to_dict())),
+        "parties": parties_info,
+        "rounds": [{"round": 1, "seconds": row["seconds"], "failed": row["failed"],
+                    "bytes_model_to_parties": row["bytes_model_to_parties"],
+                    "bytes_parties_to_model": row["bytes_parties_to_model"],
+                    "parties": {p: {k: v for k, v in r["evaluation"].items()} | r["quality"]
+                                for p, r in parties.items()}}],
+        "sm": rows_out,
+        "final": rows_out["teacher:fused"],
+        "references": {"alone": rows_out["alone"], "lm_zero_shot": lm_alone},
+        "weights": {p: {k: v for k, v in r["quality"].items() if k.startswith("weight_")} for p, r in parties.items()},
+        "lms": row["model"].get("lms", []),
+        "communication": {"bytes_total": row["bytes_model_to_parties"] + row["bytes_parties_to_model"]},
+        "privacy": {"sent_by_parties": "validation and test metrics; party 0 the test texts ('evaluation_records')"
+                                       + ("; every party its validation texts ('validation_records')"
+                                          if val_sent else ""),
+                    "validation_records_sent": val_sent, "epsilon": None,
+                    "note": "the LMs see public texts (and the declared records); the SMs are trained on private "
+                            "records and stay in their silos"},
+        "compute": {"wall_seconds": round(wall, 3),
                     "peak_rss_mb_model_party": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
         "env": {"silobridge": __version__},
     }
