@@ -368,3 +368,31 @@ def test_lm_fusion_in_the_simulation_engine(tmp_path, tiny_lm_dir, other_lm_dir)
     sent = {e.exposure for e in model if e.sender != "model" and e.kind == "text"}
     assert sent <= {None, "evaluation_records", "validation_records"} and "validation_records" in sent
     assert simulate(fusion_settings(tiny_lm_dir, other_lm_dir), out, cpus=2)["sm"] == result["sm"]  # finished
+
+
+def test_parties_bring_their_own_files(tmp_path, tiny_lm_dir):
+    """federation.party_data: each party reads only its own file; a label the task does not have, or a
+    file count that is not the party count, is refused with the fix."""
+    import pandas as pd
+
+    from silobridge.bench.runner import load_splits
+    from silobridge.federation.fed_distill import FedParty, party_splits
+
+    rows = {0: [("great food, will buy again", "great"), ("stale and bland", "other")] * 10,
+            1: [("my dog loves it", "great"), ("arrived broken", "other"), ("ok i guess", "other")] * 8}
+    files = []
+    for pid, recs in rows.items():
+        f = tmp_path / f"party{pid}.csv"
+        pd.DataFrame(recs, columns=["text", "label"]).to_csv(f, index=False)
+        files.append(str(f))
+    settings = fed_settings(tiny_lm_dir, parties=2, party_data=files)
+    p1 = FedParty(settings, 1, tmp_path)
+    assert len(p1.splits.private) + len(p1.splits.val) == 24 and len(p1.splits.val) >= 1
+    assert set(p1.splits.private.texts) | set(p1.splits.val.texts) == {t for t, _ in rows[1]}
+    assert [len(s.private) + len(s.val) for s in party_splits(load_splits(settings.run), settings)] == [20, 24]
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame([("x", "awful"), ("y", "great")], columns=["text", "label"]).to_csv(bad, index=False)
+    with pytest.raises(DataError, match="not the task's"):
+        FedParty(fed_settings(tiny_lm_dir, parties=2, party_data=[files[0], str(bad)]), 1, tmp_path)
+    with pytest.raises(ConfigError, match="federation.party_data"):
+        fed_settings(tiny_lm_dir, parties=3, party_data=files)

@@ -27,6 +27,9 @@ class FederationConfig:
     min_parties: int | None = option(None, "a round completes when this many parties answered (empty = all); "
                                            "the others' failures are in the result")
     party_threads: int = option(1, "torch threads of each party's process (simulation: one CPU each)")
+    party_data: list[str] = option([], "each party's own labelled CSV/JSONL, by partition id (data.text_col, "
+                                       "data.label_col; the task's label names): its private and validation "
+                                       "records; empty = split the task's labelled records over the parties")
 
     def __post_init__(self) -> None:
         check(1 <= self.parties <= 1000, "federation.parties", self.parties, "in [1, 1000]")
@@ -40,6 +43,8 @@ class FederationConfig:
         check(self.min_parties is None or 1 <= self.min_parties <= self.parties, "federation.min_parties",
               self.min_parties, "empty or in [1, federation.parties]")
         check(self.party_threads >= 1, "federation.party_threads", self.party_threads, ">= 1")
+        check(not self.party_data or len(self.party_data) == self.parties, "federation.party_data",
+              self.party_data, f"empty or one file per party ({self.parties})")
 
 
 class Teacher(enum.Enum):

@@ -94,10 +94,33 @@ def holdout(labels: np.ndarray, frac: float, rng: np.random.Generator) -> tuple[
     return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx
 
 
+def own_split(splits: Splits, settings: FedSettings, pid: int) -> Splits:
+    """Party ``pid``'s splits from its own file (``federation.party_data[pid]``): its labelled records, the
+    same share kept for validation as the task's; the public pool and the test set are the task's."""
+    from silobridge.data.loaders import load_table
+
+    d, path = settings.run.data, settings.federation.party_data[pid]
+    task, own = load_table(path, d.text_col, d.label_col)
+    names = splits.task.label_names
+    unknown = sorted(set(task.label_names) - set(names))
+    if unknown:
+        raise DataError(f"labels {unknown[:5]} are not the task's ({', '.join(names)})", where=str(path),
+                        fix="use the task's label names in the party's label column")
+    index = {n: i for i, n in enumerate(names)}
+    labels = np.array([index[task.label_names[y]] for y in own.labels], dtype=np.int64)
+    records = LabelledTexts(own.texts, labels)
+    frac = d.n_val / max(d.n_private + d.n_val, 1)
+    tr, va = holdout(labels, frac, np.random.default_rng(settings.run.seed * 1000 + pid))
+    return replace(splits, private=records.subset(tr), val=records.subset(va))
+
+
 def party_splits(splits: Splits, settings: FedSettings) -> list[Splits]:
     """Every party's splits: the labelled records (private + validation) partitioned non-IID over the
-    parties, each keeping the same share for validation; the public pool and the test set are shared."""
+    parties, each keeping the same share for validation; the public pool and the test set are shared.
+    With ``federation.party_data`` each party's records come from its own file instead."""
     fed, seed = settings.federation, settings.run.seed
+    if fed.party_data:
+        return [own_split(splits, settings, pid) for pid in range(fed.parties)]
     pool = LabelledTexts(splits.private.texts + splits.val.texts,
                          np.concatenate([splits.private.labels, splits.val.labels]))
     k = len(splits.task.label_names)
@@ -146,7 +169,7 @@ class FedParty:
                             fix=f"start exactly federation.parties = {fed.parties} nodes, ids 0..{fed.parties - 1}")
         self.settings, self.pid, self.dir = settings, pid, Path(out) / f"party-{pid}"
         splits = load_splits(cfg)
-        self.splits = party_splits(splits, settings)[pid]
+        self.splits = own_split(splits, settings, pid) if fed.party_data else party_splits(splits, settings)[pid]
         sm = cfg.sm if not fed.sms else replace(cfg.sm, kind=SMKind(fed.sms[pid % len(fed.sms)]))
         ledger = Ledger(self.dir / "ledger.jsonl", append=True)
         # each party plants its own canaries: data.canaries, at most a quarter of its records (small parties)
