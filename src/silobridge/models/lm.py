@@ -104,9 +104,13 @@ def _bundled_gguf() -> Path:
 
 def _convert_bundled(target: Path) -> None:
     """Dequantize the bundled GGUF once and cache it as safetensors (later loads take seconds)."""
+    convert_gguf(_bundled_gguf(), target)
+
+
+def convert_gguf(gguf: Path, target: Path) -> None:
+    """Dequantize a GGUF file into an HF directory ``target`` (float32 safetensors and its tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = _bundled_gguf()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = model.config
