@@ -92,12 +92,13 @@ def distill(msg: Message, context: Context) -> Message:
 
 
 def _crash_if_told(party: FedParty, rnd: int) -> None:
-    """Fault injection: ``PARTY:ROUND`` crashes that party in that round, ``PARTY:ROUND:hang`` makes it hang."""
+    """Fault injection: ``PARTY:ROUND`` crashes that party in that round, ``PARTY:ROUND:hang=S`` makes it
+    answer S seconds late (Flower's simulation engine waits for a running ClientApp before it stops)."""
     fault = os.environ.get(FAULT, "")
     if fault == f"{party.pid}:{rnd}":
         raise RuntimeError(f"party {party.pid} crashed in round {rnd} ({FAULT} is set)")
-    if fault == f"{party.pid}:{rnd}:hang":
-        time.sleep(3600)
+    if fault.startswith(f"{party.pid}:{rnd}:hang="):
+        time.sleep(float(fault.rsplit("=", 1)[1]))
 
 
 # fed-offsite: the emulator once, then Flower's FedAvg rounds ('train'), and the LM's measurement at party 0
@@ -199,13 +200,13 @@ class FedServer:
 
     def _wait_for_nodes(self, grid: Grid) -> list[int]:
         fed = self.settings.federation
-        deadline = time.time() + fed.timeout
+        deadline = time.time() + setup_timeout(fed)
         while True:
             ids = sorted(grid.get_node_ids())
             if len(ids) >= fed.parties:
                 return ids
             if time.time() > deadline:
-                raise BoundaryError(f"{len(ids)} of {fed.parties} parties connected in {fed.timeout:.0f} s",
+                raise BoundaryError(f"{len(ids)} of {fed.parties} parties connected in {setup_timeout(fed):.0f} s",
                                     where="federation.parties", fix="start every party's node, or lower "
                                                                     "federation.parties")
             time.sleep(1.0)
@@ -217,7 +218,7 @@ class FedServer:
         msgs = [Message(content=pack(gate, {"hello": hello}, f"node-{n}", INTRODUCE), dst_node_id=n,
                         message_type=INTRODUCE) for n in ids]
         intro = {}
-        for reply in grid.send_and_receive(msgs, timeout=fed.timeout):
+        for reply in grid.send_and_receive(msgs, timeout=setup_timeout(fed)):
             if reply.has_error():
                 why = f"node {reply.metadata.src_node_id} failed to introduce itself: {_short(reply.error.reason)}"
                 _append(self.out / ROUNDS.replace(".jsonl", ".failed.jsonl"), {"stage": INTRODUCE, "aborted": why})
@@ -283,6 +284,12 @@ class FedServer:
             replies = new
             save_replies(self.out, rnd, replies)
             _append(self.out / ROUNDS, row)
+
+
+def setup_timeout(fed) -> float:
+    """How long the model party waits for the parties to connect and introduce themselves (or take the
+    emulator): a party's first message loads its silo, so at least 10 minutes whatever federation.timeout."""
+    return max(fed.timeout, 600.0)
 
 
 def _short(reason: str) -> str:

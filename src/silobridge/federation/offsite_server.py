@@ -20,7 +20,7 @@ from flwr.supercore.differential_privacy import compute_stdv
 
 from silobridge.boundary import Config, Metrics, Weights, expect
 from silobridge.errors import BoundaryError, SilobridgeError
-from silobridge.federation.apps import ROUNDS, FedServer, _append, _bytes, _short, finished_rounds
+from silobridge.federation.apps import ROUNDS, FedServer, _append, _bytes, _short, finished_rounds, setup_timeout
 from silobridge.federation.fed_offsite import OffsiteModel, adapters_carrier
 from silobridge.federation.records import pack, unpack
 from silobridge.privacy.dp import achieved_epsilon
@@ -122,7 +122,7 @@ class OffsiteServer(FedServer):
         w = self.model.make_emulator()
         t0, sent0 = time.perf_counter(), _bytes(self.model, sent=True)
         answers = self._send(grid, EMULATOR, {p: pack(self.model.gate, {"emulator": w}, f"party-{p}", EMULATOR)
-                                              for p in self.nodes}, fed.timeout)
+                                              for p in self.nodes}, setup_timeout(fed))
         bad = {p: a for p, a in answers.items() if isinstance(a, str)}
         for p, a in answers.items():
             if not isinstance(a, str):
