@@ -109,7 +109,8 @@ def offsite_table(results: list[dict]) -> None:
             name = "round 0 = the LM zero-shot" if rnd["round"] == 0 else f"fed-offsite round {rnd['round']}"
             norms = [p["update_norm"] for p in rnd["parties"].values() if "update_norm" in p]
             print(f"| {s} | {name} | {f3(rnd['lm'].get('accuracy'))} | {f3(rnd['lm'].get('macro_f1'))} | "
-                  f"{f3(rnd['lm'].get('auc'))} | {f3(rnd['epsilon'])} | {f3(statistics.mean(norms) if norms else None)} "
+                  f"{f3(rnd['lm'].get('auc'))} | {f3(rnd['epsilon'])} | "
+                  f"{f3(statistics.mean(norms) if norms else None)} "
                   f"| {rnd['bytes_model_to_parties'] + rnd['bytes_parties_to_model']:,} | {rnd['seconds']:.0f} |")
         c = r["references"]["centralised"]
         print(f"| {s} | offsite-tuning on the union (privacy-violating) | {f3(c['accuracy'])} | "
@@ -134,9 +135,11 @@ def fusion_table(results: list[dict]) -> None:
             print(f"| {r['seed']} | {who} | {f3(row['accuracy'].get('mean'))} | {f3(row['accuracy'].get('worst'))} | "
                   f"{f3(row['macro_f1'].get('mean'))} | {f3(row['macro_f1'].get('worst'))} |")
         for spec, u in r["references"]["lm_zero_shot"].items():
-            print(f"| {r['seed']} | ({spec} itself, zero-shot) | {f3(u.get('accuracy'))} | – | {f3(u.get('macro_f1'))} | – |")
+            print(f"| {r['seed']} | ({spec} itself, zero-shot) | {f3(u.get('accuracy'))} | – | "
+                  f"{f3(u.get('macro_f1'))} | – |")
     for r in results:
-        w = "; ".join(f"party {p}: " + ", ".join(f"{v:.2f}" for v in ws.values()) for p, ws in sorted(r["weights"].items()))
+        w = "; ".join(f"party {p}: " + ", ".join(f"{v:.2f}" for v in ws.values())
+                      for p, ws in sorted(r["weights"].items()))
         print(f"seed {r['seed']}: weights of the LMs {w}; {r['privacy']['validation_records_sent']} validation "
               f"records sent; {r['communication']['bytes_total']:,} bytes; wall {r['compute']['wall_seconds']:.0f} s, "
               f"peak federation RSS {r.get('peak_federation_rss_mb', '–')} MB")

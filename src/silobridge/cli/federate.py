@@ -30,7 +30,8 @@ def offsite_table(result: dict) -> Table:
     c, comm = result["references"]["centralised"], result["communication"]
     t.caption = (f"round 0 = the LM zero-shot; offsite-tuning on the union (privacy-violating bound): acc "
                  f"{c['accuracy']:.3f}, F1 {c['macro_f1']:.3f}; emulator {comm['emulator_bytes_per_party']:,.0f} "
-                 f"bytes per party once; FedAvg of the full LM would move {comm['ratio_fedavg_lm']:,.0f}× a round's bytes")
+                 f"bytes per party once; FedAvg of the full LM would move {comm['ratio_fedavg_lm']:,.0f}× a round's "
+                 "bytes")
     return t
 
 

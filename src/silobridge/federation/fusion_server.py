@@ -9,7 +9,7 @@ from typing import Any
 
 from flwr.serverapp import Grid
 
-from silobridge.boundary import Config, Metrics, SoftLabels, TextBatch, expect
+from silobridge.boundary import Config, Metrics, TextBatch, expect
 from silobridge.errors import BoundaryError, SilobridgeError
 from silobridge.federation.apps import ROUNDS, FedServer, _append, _bytes, finished_rounds
 from silobridge.federation.lm_fusion import FusionModel
