@@ -101,6 +101,14 @@ def finish(settings: FedSettings, out: Path, engine: str, wall: float) -> dict[s
     return result
 
 
+def header(settings: FedSettings, out: Path, engine: str) -> dict[str, Any]:
+    """What every federated result opens with: the strategy, engine, seed, config, its digest (what resume
+    compares) and the parties' introductions."""
+    parties = json.loads((out / "parties.json").read_text()) if (out / "parties.json").exists() else {}
+    return {"strategy": settings.name, "engine": engine, "seed": settings.run.seed, "config": settings.to_dict(),
+            "config_digest": config_digest(settings.name, _identity(settings.to_dict())), "parties": parties}
+
+
 def expected_rounds(settings: FedSettings) -> int:
     """Rows of ``rounds.jsonl`` a finished federation has: round 0 and every round, or lm-fusion's one."""
     return 1 if settings.name == "lm-fusion" else settings.federation.rounds + 1
@@ -129,7 +137,6 @@ def summarise(settings: FedSettings, rows: list[dict], out: Path, engine: str, w
                                    for p, r in parties.items()}})
     last, first = rounds[-1], rounds[0]
     sizes = rows[-1]["model"].get("sizes", {})
-    parties_info = json.loads((out / "parties.json").read_text()) if (out / "parties.json").exists() else {}
     per_round = [r["bytes_model_to_parties"] + r["bytes_parties_to_model"] for r in rounds[1:]] or [0]
     comm = {"bytes_per_round": float(np.mean(per_round)), "bytes_total": sum(r["bytes_model_to_parties"] +
                                                                              r["bytes_parties_to_model"]
@@ -142,13 +149,7 @@ def summarise(settings: FedSettings, rows: list[dict], out: Path, engine: str, w
     if sm_params:
         comm["fedavg_sm_bytes_per_round"] = 2 * 4 * int(sum(sm_params))
         comm["ratio_fedavg_sm"] = comm["fedavg_sm_bytes_per_round"] / max(comm["bytes_per_round"], 1)
-    return {
-        "strategy": "fed-distill",
-        "engine": engine,
-        "seed": settings.run.seed,
-        "config": settings.to_dict(),
-        "config_digest": config_digest(settings.name, _identity(settings.to_dict())),  # what resume compares
-        "parties": parties_info,
+    return header(settings, out, engine) | {
         "rounds": rounds,
         "final": {"accuracy": last["accuracy"], "macro_f1": last["macro_f1"], "lm": last["lm"]},
         "references": {"alone": {"accuracy": first["accuracy"], "macro_f1": first["macro_f1"],
@@ -206,14 +207,7 @@ def summarise_offsite(settings: FedSettings, rows: list[dict], out: Path, engine
             "fedavg_lm_bytes_per_round": 2 * fed.parties * 4 * sizes["lm_params"]}
     comm["ratio_fedavg_lm"] = comm["fedavg_lm_bytes_per_round"] / max(comm["bytes_per_round"], 1)
     dp = last.get("dp")
-    parties_info = json.loads((out / "parties.json").read_text()) if (out / "parties.json").exists() else {}
-    return {
-        "strategy": "fed-offsite",
-        "engine": engine,
-        "seed": settings.run.seed,
-        "config": settings.to_dict(),
-        "config_digest": config_digest(settings.name, _identity(settings.to_dict())),
-        "parties": parties_info,
+    return header(settings, out, engine) | {
         "rounds": rounds,
         "final": {"lm": rounds[-1]["lm"]},
         "references": {"lm_zero_shot": rounds[0]["lm"], "centralised": offsite_centralised(settings, out)},
@@ -247,16 +241,10 @@ def summarise_fusion(settings: FedSettings, rows: list[dict], out: Path, engine:
     first = parties.get("0", {}).get("evaluation", {})
     lm_alone = {spec: {k.split(".", 1)[1]: v for k, v in first.items() if k.startswith(f"lm{i}.")}
                 for i, spec in enumerate(lms)}
-    parties_info = json.loads((out / "parties.json").read_text()) if (out / "parties.json").exists() else {}
-    val_sent = sum(int(v.get("val", 0)) for v in parties_info.values()) if settings.strategy.weighting == \
+    head = header(settings, out, engine)
+    val_sent = sum(int(v.get("val", 0)) for v in head["parties"].values()) if settings.strategy.weighting == \
         "validation" else 0
-    return {
-        "strategy": "lm-fusion",
-        "engine": engine,
-        "seed": settings.run.seed,
-        "config": settings.to_dict(),
-        "config_digest": config_digest(settings.name, _identity(settings.to_dict())),
-        "parties": parties_info,
+    return head | {
         "rounds": [{"round": 1, "seconds": row["seconds"], "failed": row["failed"],
                     "bytes_model_to_parties": row["bytes_model_to_parties"],
                     "bytes_parties_to_model": row["bytes_parties_to_model"],
