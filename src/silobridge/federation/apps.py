@@ -84,11 +84,15 @@ def distill(msg: Message, context: Context) -> Message:
     res = party.train(rnd, got.get("lm"), got.get("ensemble"), got.get("lm_eval"))
     row = {"round": rnd, "seconds": round(time.perf_counter() - t0, 3), "evaluation": res.evaluation,
            "quality": res.quality.values}
-    with (party.dir / ROUNDS).open("a") as fh:  # the party's own record, kept in its silo
-        fh.write(json.dumps(row, sort_keys=True) + "\n")
-    flat = {f"{who}.{k}": float(v) for who, u in res.evaluation.items() for k, v in u.items() if v is not None}
-    return _reply(msg, party, {"soft": res.soft, "quality": res.quality, "evaluation": Metrics(values=flat)},
+    _append(party.dir / ROUNDS, row)  # the party's own record, kept in its silo
+    return _reply(msg, party, {"soft": res.soft, "quality": res.quality, "evaluation": _flat(res.evaluation)},
                   DISTILL + ".reply")
+
+
+def _flat(evaluation: dict[str, dict]) -> Metrics:
+    """Utilities by model ({'sm': {'accuracy': ...}}) as one Metrics carrier ('sm.accuracy', ...)."""
+    return Metrics(values={f"{who}.{k}": float(v) for who, u in evaluation.items() for k, v in u.items()
+                           if v is not None})
 
 
 def _crash_if_told(party: FedParty, rnd: int) -> None:
@@ -121,9 +125,8 @@ def train_adapters(msg: Message, context: Context) -> Message:
     _crash_if_told(party, rnd)
     t0 = time.perf_counter()
     adapters, metrics = party.train_adapters(rnd, got["adapters"])
-    row = {"round": rnd, "seconds": round(time.perf_counter() - t0, 3), "quality": metrics.values}
-    with (party.dir / ROUNDS).open("a") as fh:
-        fh.write(json.dumps(row, sort_keys=True) + "\n")
+    _append(party.dir / ROUNDS, {"round": rnd, "seconds": round(time.perf_counter() - t0, 3),
+                                 "quality": metrics.values})
     return _reply(msg, party, {"adapters": adapters, "metrics": metrics}, "train.reply")
 
 
@@ -149,10 +152,8 @@ def fuse(msg: Message, context: Context) -> Message:
     quality, evaluation = party.fuse(each("public"), each("val") or None, each("eval") or None)
     row = {"round": 1, "seconds": round(time.perf_counter() - t0, 3), "evaluation": evaluation,
            "quality": quality.values}
-    with (party.dir / ROUNDS).open("a") as fh:
-        fh.write(json.dumps(row, sort_keys=True) + "\n")
-    flat = {f"{who}.{k}": float(v) for who, u in evaluation.items() for k, v in u.items() if v is not None}
-    return _reply(msg, party, {"quality": quality, "evaluation": Metrics(values=flat)}, "train.fuse.reply")
+    _append(party.dir / ROUNDS, row)
+    return _reply(msg, party, {"quality": quality, "evaluation": _flat(evaluation)}, "train.fuse.reply")
 
 
 # --- the model party ------------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from silobridge.bench.metrics import utility
 from silobridge.boundary import Metrics, SoftLabels, TextBatch, Weights, expect
 from silobridge.errors import BoundaryError
 from silobridge.federation.config import FedSettings
-from silobridge.federation.fed_distill import EVAL_EXPOSURE, FedModel, FedParty
+from silobridge.federation.fed_distill import FedModel, FedParty
 from silobridge.models.lora import LoraSpec, add_lora, plug_adapters, rename_layers, train_label_scoring
-from silobridge.strategies.emulation import make_emulator, rebuild
+from silobridge.strategies.emulation import adapter_positions, make_emulator, rebuild
 from silobridge.strategies.prompting import PromptModelSide, calibrate, prompt_for, words_for
 
 PRIVATE_MODEL = "private_model"  # adapters trained on private records (a declared exposure)
@@ -99,8 +99,7 @@ class OffsiteParty(FedParty):
         if resident is not None and resident is not self:  # one emulator in memory per process
             resident.tuned = resident.emu_lm = None
         self.emu_lm, emu = rebuild(w, self.data.device, self.data.dtype)
-        kept = w.meta["kept"]
-        self.tuned = add_lora(emu, [kept.index(i) for i in w.meta["adapter_layers"]], self.settings.strategy.lora)
+        self.tuned = add_lora(emu, adapter_positions(w), self.settings.strategy.lora)
         self.emu_lm.model = self.tuned
         OffsiteParty._resident = self
 
@@ -159,10 +158,8 @@ class OffsiteModel(FedModel):
         """LoRA as PEFT initialises it (B = 0: the LM unchanged), on an emulator rebuilt as the parties do."""
         w = self.make_emulator()
         _, emu = rebuild(w)
-        kept = w.meta["kept"]
         torch.manual_seed(self.settings.run.seed)
-        return adapter_state(add_lora(emu, [kept.index(i) for i in w.meta["adapter_layers"]],
-                                      self.settings.strategy.lora))
+        return adapter_state(add_lora(emu, adapter_positions(w), self.settings.strategy.lora))
 
     def plug(self, adapters: dict[str, np.ndarray]) -> None:
         """The global adapters (emulator layer names) into the full LM, in place of the previous round's."""
@@ -184,8 +181,7 @@ class OffsiteModel(FedModel):
         self.plug(adapters)
         side = PromptModelSide(c, self.party)
         with self.rng.scope():
-            scores = expect(side.score(TextBatch(self.eval_texts, purpose="evaluation", exposure=EVAL_EXPOSURE)),
-                            SoftLabels)
+            scores = expect(side.score(TextBatch(self.eval_texts, purpose="evaluation")), SoftLabels)
             cal = expect(side.score(TextBatch(self.public[:c.calibration_texts], purpose="calibration")),
                          SoftLabels)
         return scores, cal
@@ -211,7 +207,7 @@ def centralised(settings: FedSettings, out: Path) -> dict[str, Any]:
     w = model.make_emulator()
     emu_lm, emu = rebuild(w)
     torch.manual_seed(seed)
-    tuned = add_lora(emu, [w.meta["kept"].index(i) for i in w.meta["adapter_layers"]], c.lora)
+    tuned = add_lora(emu, adapter_positions(w), c.lora)
     emu_lm.model = tuned
     words = words_for(c, splits.task)
     spec = replace(c.lora, epochs=c.lora_epochs * max(settings.federation.rounds, 1))

@@ -223,14 +223,19 @@ def fetch_emulator(data: DataParty, n_texts: int) -> tuple[CausalLM, torch.nn.Mo
     return (*rebuild(w, data.device, data.dtype), w)
 
 
+def adapter_positions(w: Weights) -> list[int]:
+    """The emulator's own indices of the layers that carry adapters (the LM layers it kept exactly)."""
+    kept = w.meta["kept"]
+    return [kept.index(i) for i in w.meta["adapter_layers"]]
+
+
 def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int,
                    raw_text: bool = False) -> tuple[CausalLM, torch.nn.Module, Weights, list[float]]:
     """Ask for the emulator, rebuild it, train LoRA adapters on its adapter layers with private data:
     the label-word distribution at the answer position of the scoring prompt (classification), or
     next-token prediction on the raw private texts (``raw_text``, domain LM)."""
     emu_lm, emu, w = fetch_emulator(data, min(cfg.distill_texts, len(data.public)))
-    kept = w.meta["kept"]
-    adapters_at = [kept.index(i) for i in w.meta["adapter_layers"]]
+    adapters_at = adapter_positions(w)
     tuned = add_lora(emu, adapters_at, cfg.lora)
     words = words_for(cfg, data.task)
     if raw_text:
