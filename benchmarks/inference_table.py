@@ -1,12 +1,15 @@
 """Collaborative inference, side by side: the new strategies (router, retrieval from private records and
 from the public pool, proxy-tuning) next to `sm-only` and `lm-zero-shot`, several seeds, bundled defaults
-(issue 12's closing-note table), and the router's validation cost-quality curve as a plot file.
+(issue 12's closing-note table), and the router's validation cost-quality curve as a plot file. Then
+domain language modelling (`task=domain-lm`): the LM alone, `lm-finetune-private` (the upper bound),
+`proxy-tuning` with the share of the LM-alone → fine-tuned perplexity gap it closes, and `speculative`
+decoding (acceptance rate, LM forward passes saved).
 
     .venv/bin/python benchmarks/inference_table.py --seeds 0,1,2 --out runs/inference
         [--set data.path=bundled:wordnet-nouns]
 
 Each run is a normal resumable `silobridge bench` run under OUT/<strategy>/seed<N> (the variant under
-OUT/retrieval-public/retrieval/seed<N>), the layout of `benchmarks/strategy_table.py`: pointed at a table's
+OUT/retrieval-public/retrieval/seed<N>; domain-lm under OUT/domain-lm/<strategy>/seed<N>), the layout of `benchmarks/strategy_table.py`: pointed at a table's
 directory, it reuses the runs the table already finished. `lm.cache` is on (the LM's label scores of a text
 are computed once and reused by the strategies that send it the same prompt).
 Prints a markdown table, mean ± sd over seeds; writes OUT/router-curve.png.
@@ -33,6 +36,7 @@ ROWS = [  # (row, strategy, extra overrides)
     ("retrieval, public neighbours", "retrieval", ["strategy.source=public"]),
     ("proxy-tuning", "proxy-tuning", []),
 ]
+DOMAIN_ROWS = ["lm-zero-shot", "lm-finetune-private", "proxy-tuning", "speculative"]
 
 
 def line(row: str, rs: list[dict]) -> str:
@@ -50,6 +54,31 @@ def line(row: str, rs: list[dict]) -> str:
                        ms([x["tokens_in"] for x in q], ",.0f"), lm_share,
                        ms([x["bytes_data_to_model"] for x in c], ",.0f"),
                        ms([x["bytes_model_to_data"] for x in c], ",.0f"), exp,
+                       ms([x["compute"].get("wall_seconds") for x in o], ",.0f")])
+
+
+def domain_line(name: str, rs: list[dict], by_seed: dict[tuple[str, int], dict]) -> str:
+    """A domain-lm row: perplexity, next-token accuracy, cost, bytes, wall; proxy-tuning's gap share (per seed:
+    (ppl LM alone − ppl proxy) / (ppl LM alone − ppl lm-finetune-private)); speculative's generation figures."""
+    o = [r["objectives"] for r in rs]
+    u, q, c = [x["utility"] for x in o], [x["lm_queries"] for x in o], [x["communication"] for x in o]
+    extra = "–"
+    if name == "proxy-tuning":
+        gaps = []
+        for r in rs:
+            lm, ft = by_seed.get(("lm-zero-shot", r["seed"])), by_seed.get(("lm-finetune-private", r["seed"]))
+            if lm and ft:
+                a, b = lm["objectives"]["utility"]["perplexity"], ft["objectives"]["utility"]["perplexity"]
+                gaps.append((a - r["objectives"]["utility"]["perplexity"]) / (a - b))
+        extra = f"gap closed {ms(gaps, '.2f')}" if gaps else "–"
+    elif name == "speculative":
+        g = [r["report"]["generation"] for r in rs]
+        extra = (f"acceptance {ms([x['acceptance_rate'] for x in g], '.2f')}, LM passes saved "
+                 f"{ms([x['lm_passes_saved'] for x in g], '.2f')}")
+    return " | ".join([name, str(len(rs)), ms([x.get("perplexity") for x in u], ".1f"),
+                       ms([x.get("next_token_accuracy") for x in u]), ms([x["calls"] for x in q], ",.0f"),
+                       ms([x["bytes_data_to_model"] for x in c], ",.0f"),
+                       ms([x["bytes_model_to_data"] for x in c], ",.0f"), extra,
                        ms([x["compute"].get("wall_seconds") for x in o], ",.0f")])
 
 
@@ -79,16 +108,26 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", default="runs/inference")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
+    ap.add_argument("--no-domain", action="store_true", help="skip the domain-lm rows (proxy-tuning, speculative)")
     args = ap.parse_args()
     seeds, out = [int(s) for s in args.seeds.split(",")], Path(args.out)
-    table, failures = {}, []
+    table, domain, failures = {}, {}, []
+
+    def log(k, n, s, d) -> None:
+        print(f"  {n} seed {s} {d}", flush=True)
+
     for seed in seeds:  # seed by seed: an interrupted table resumes
         for row, name, extra in ROWS:
             cfg = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", *args.set, *extra]))
             where = out / "retrieval-public" if "strategy.source=public" in extra else out
-            results, failed = bench([name], [seed], cfg, where,
-                                    lambda k, n, s, d: print(f"  {n} seed {s} {d}", flush=True))
+            results, failed = bench([name], [seed], cfg, where, log)
             table.setdefault(row, []).extend(results)
+            failures += failed
+        if not args.no_domain:
+            cfg = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", "task=domain-lm", *args.set]))
+            results, failed = bench(DOMAIN_ROWS, [seed], cfg, out / "domain-lm", log)
+            for r in results:
+                domain[(r["strategy"], r["seed"])] = r
             failures += failed
     print("\nLM prompt tokens: those the LM computed; texts served from lm.cache (scored by an earlier run with the "
           "same LM and prompt) count as calls, not tokens")
@@ -97,6 +136,13 @@ def main() -> None:
     for row, _, _ in ROWS:
         if table.get(row):
             print(f"| {line(row, table[row])} |")
+    if domain:
+        print("\n### task = domain-lm (mean ± sd over seeds)\n\n| strategy | runs | ppl | next-token acc | LM calls | "
+              "bytes d→m | bytes m→d | gap closed / generation | wall s |\n|" + "---|" * 9)
+        for name in DOMAIN_ROWS:
+            rs = [r for (n, _), r in sorted(domain.items()) if n == name]
+            if rs:
+                print(f"| {domain_line(name, rs, domain)} |")
     if table.get("router"):
         plot_router(table["router"], out / "router-curve.png")
         print(f"\nrouter curve: {out / 'router-curve.png'}")
