@@ -14,7 +14,7 @@ CONTRACT = {
     "utility": ["accuracy", "macro_f1"],
     "communication": ["bytes_data_to_model", "bytes_model_to_data", "messages"],
     "lm_queries": ["calls", "tokens_in", "tokens_out"],
-    "privacy": ["epsilon", "canary_hits", "raw_record_hits", "declared_exposures"],
+    "privacy": ["epsilon", "canary_hits", "raw_record_hits", "declared_exposures", "mia_auc", "mia_tpr_at_1pct_fpr"],
     "compute": ["data_party_seconds", "model_party_seconds", "wall_seconds", "phase_seconds", "peak_rss_mb"],
 }
 
@@ -73,6 +73,10 @@ def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tm
     p = on_disk["objectives"]["privacy"]
     if not all_strategies()[name].exposes & NoCanary.WAIVED:  # private records never cross: no canary either
         assert p["canary_hits"] == 0
+    if name in ("sm-only", "distill-public", "synthetic", "router"):  # a deployed SM: the auditor attacks it
+        assert 0.0 <= p["mia_auc"] <= 1.0 and on_disk["report"]["membership"]["attacks"]["loss"]["members"] > 0
+    else:  # the LM serves the predictions: no local SM to attack (null, never omitted)
+        assert p["mia_auc"] is None
     ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     c = on_disk["objectives"]["communication"]
     assert c["messages"] == len(ledger)

@@ -99,6 +99,21 @@ class PolicyConfig:
 
 
 @dataclass
+class AuditConfig:
+    mia: bool = option(True, "membership inference on the data party's deployed SM (where a strategy deploys "
+                             "one): members = its private training records, non-members = as many held-out test "
+                             "records; loss threshold and offline LiRA")
+    mia_references: int = option(-1, "reference SMs for offline LiRA, each of the deployed SM's kind trained on "
+                                     "held-out test records that are not attacked (0 = loss threshold only; -1 = "
+                                     "4 for the TF-IDF SM, 0 for the encoder, where each would be a fine-tuning)")
+    mia_boot: int = option(200, "bootstrap resamples for the AUC's 95 % interval")
+
+    def __post_init__(self) -> None:
+        check(self.mia_references >= -1, "audit.mia_references", self.mia_references, ">= -1")
+        check(self.mia_boot >= 0, "audit.mia_boot", self.mia_boot, ">= 0")
+
+
+@dataclass
 class RunConfig:
     seed: int = option(0, "seed for splits, canaries and training")
     task: TaskKind = option(TaskKind.CLASSIFY, "'classify': utility is accuracy/AUC of the deployed predictor on the "
@@ -109,6 +124,7 @@ class RunConfig:
     lm: LMConfig = option(LMConfig(), "the model party's LM")
     sm: SMConfig = option(SMConfig(), "the data party's SM")
     policy: PolicyConfig = option(PolicyConfig(), "boundary rules")
+    audit: AuditConfig = option(AuditConfig(), "the omniscient auditor's attacks after a run (privacy leakage)")
     strategy: dict[str, Any] = option({}, "options of the chosen strategy (see `silobridge config STRATEGY`)")
 
     def __post_init__(self) -> None:

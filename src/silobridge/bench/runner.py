@@ -16,6 +16,7 @@ from typing import Any
 
 from silobridge import __version__, progress
 from silobridge.bench.audit import Auditor
+from silobridge.bench.leakage import deployed_sm, privacy_fields, sm_membership
 from silobridge.bench.metrics import utility
 from silobridge.boundary import Config, Entry, Ledger, TextBatch, expect
 from silobridge.configs import from_dict, to_dict
@@ -26,7 +27,8 @@ from silobridge.errors import ConfigError
 from silobridge.models.device import resolve
 from silobridge.parties import DataParty
 from silobridge.parties.model_party import ModelServer, entry_key
-from silobridge.settings import RunConfig, TaskKind
+from silobridge.models.sm import build_sm
+from silobridge.settings import RunConfig, SMKind, TaskKind
 from silobridge.strategies import get
 from silobridge.strategies.base import check_kind
 from silobridge.transports import InProcessTransport, Transport
@@ -102,6 +104,20 @@ def ledgers_agree(ours: list[Entry], theirs: list[dict]) -> bool:
     return [entry_key(asdict(e)) for e in ours] == [entry_key(e) for e in theirs]
 
 
+def membership(cfg: RunConfig, side: Any, data: DataParty, splits: Splits) -> dict[str, Any] | None:
+    """The auditor's membership inference on the data party's deployed SM (``None``: off, or no local SM)."""
+    sm = deployed_sm(side)
+    if not cfg.audit.mia or cfg.task is not TaskKind.CLASSIFY or sm is None or len(data.private) < 2 \
+            or len(splits.test) < 4:
+        return None
+    k = len(splits.task.label_names)
+    refs = cfg.audit.mia_references
+    if refs < 0:
+        refs = 4 if cfg.sm.kind is SMKind.TFIDF else 0
+    return sm_membership(sm, lambda s: build_sm(cfg.sm, k, s), data.private, splits.test, k, cfg.audit,
+                         cfg.seed, refs)
+
+
 def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = None) -> dict[str, Any]:
     """Run ``strategy`` under ``cfg``; returns the result dict also written to ``out/result.json``.
     The model party runs in this process unless ``remote`` names a model-party service."""
@@ -164,6 +180,9 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     if "deployed" in lm_rows:
         util |= {"perplexity": lm_rows["deployed"]["perplexity"],
                  "next_token_accuracy": lm_rows["deployed"]["next_token_accuracy"]}
+    wall = time.perf_counter() - t_start
+    mia = membership(cfg, side, data, splits)
+    audit_s = mia.pop("seconds") if mia else 0.0
     (out / "ledger.model.jsonl").write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in theirs))
 
     cfg_dict = to_dict(cfg) | {"strategy": to_dict(scfg)}
@@ -196,7 +215,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                 "raw_record_hits": len(auditor.records_seen),
                 "declared_exposures": len(auditor.records_declared),
                 "exposures": {k: dict(v) for k, v in auditor.exposures.items()},
-            },
+            } | privacy_fields(mia),
             "model_leakage": auditor.model_leakage(float(model_report.get("lm_param_share_exact", 0.0))),
             "compute": {
                 "data_party_seconds": round(t_fit + t_pred - wait, 3),
@@ -204,7 +223,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                 "fit_seconds": round(t_fit, 3),
                 "predict_seconds": round(t_pred, 3),
                 "wait_seconds": round(wait, 3),  # the data party waiting on calls (model time + transport)
-                "wall_seconds": round(time.perf_counter() - t_start, 3),  # the whole run, evaluation included
+                "wall_seconds": round(wall, 3),  # the whole run, evaluation included, the audit's attacks not
+                "audit_seconds": round(audit_s, 3),
                 # where that time went: each party's tracked loops (the model party's as it reported them)
                 "phase_seconds": progress.phase_seconds(data.phases)
                 | {f"model: {k}": v for k, v in model_report.get("phase_seconds", {}).items()},
@@ -214,7 +234,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         },
         "splits": {"private": len(splits.private), "val": len(splits.val), "public": len(splits.public),
                    "test": len(splits.test), "canaries": len(data.secrets)},
-        "report": side.report | ({"lm_eval": lm_rows} if lm_rows else {}),
+        "report": side.report | ({"lm_eval": lm_rows} if lm_rows else {}) | ({"membership": mia} if mia else {}),
         "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__,
                 "data_party": {"device": str(placement[0]), "dtype": str(placement[1]).removeprefix("torch.")},
                 "model_party": {k: model_report[k] for k in ("device", "dtype") if k in model_report}},

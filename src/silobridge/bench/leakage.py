@@ -1,0 +1,62 @@
+"""The auditor's attacks on what a run deployed (omniscient: it knows which records were private).
+
+Membership inference on the data party's deployed SM — the model its inference clients query: members are
+the private records it was trained on (canaries included), non-members as many held-out test records. Two
+attacks: the loss threshold, and offline LiRA with reference SMs of the same kind trained on *other* held-out
+test records (the ones not attacked), so the references saw neither members nor attacked non-members. The
+attack never crosses the boundary and never feeds a prediction; its seconds are reported."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from silobridge.data.task import LabelledTexts
+from silobridge.privacy.attacks import lira_offline, logit_confidence, loss_scores, mia_report
+from silobridge.settings import AuditConfig
+
+
+def deployed_sm(side: Any) -> Any | None:
+    """The local classifier a strategy's data side deploys, if any (LM-served strategies have none)."""
+    sm = getattr(side, "sm", None)
+    return sm if callable(getattr(sm, "predict_proba", None)) else None
+
+
+def sm_membership(sm: Any, new_sm: Callable[[int], Any], members: LabelledTexts, heldout: LabelledTexts,
+                  n_classes: int, audit: AuditConfig, seed: int, references: int) -> dict[str, Any]:
+    """Both attacks on ``sm``; the headline is the stronger one (higher AUC). ``new_sm(i)`` builds the i-th
+    untrained reference SM; ``references`` of them (0: the loss threshold alone)."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng([seed, 15])
+    order = rng.permutation(len(heldout))
+    n = min(len(members), len(heldout) // 2 if references else len(heldout))
+    out_set, ref_pool = heldout.subset(order[:n]), heldout.subset(order[n:])
+    eye = np.eye(n_classes)
+    p_in, p_out = sm.predict_proba(members.texts), sm.predict_proba(out_set.texts)
+    attacks = {"loss": mia_report(loss_scores(p_in, members.labels), loss_scores(p_out, out_set.labels),
+                                  audit.mia_boot, rng)}
+    refs = min(references, len(ref_pool) // 2)
+    if refs:
+        size = min(len(members), len(ref_pool))
+        conf_in, conf_out = [], []
+        for i in range(refs):
+            train = ref_pool.subset(rng.choice(len(ref_pool), size, replace=False))
+            ref = new_sm(seed * 1000 + i).fit(train.texts, eye[train.labels])
+            conf_in.append(logit_confidence(ref.predict_proba(members.texts), members.labels))
+            conf_out.append(logit_confidence(ref.predict_proba(out_set.texts), out_set.labels))
+        attacks["lira_offline"] = mia_report(
+            lira_offline(logit_confidence(p_in, members.labels), np.array(conf_in)),
+            lira_offline(logit_confidence(p_out, out_set.labels), np.array(conf_out)), audit.mia_boot, rng)
+    best = max(attacks, key=lambda k: attacks[k]["auc"])
+    return {"target": "data party's deployed SM", "attacks": attacks, "best": best, "references": refs,
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def privacy_fields(mia: dict[str, Any] | None) -> dict[str, Any]:
+    """The result's headline fields: null where no attack applied, never omitted."""
+    if mia is None:
+        return {"mia_auc": None, "mia_auc_ci95": None, "mia_tpr_at_1pct_fpr": None, "mia_attack": None}
+    a = mia["attacks"][mia["best"]]
+    return {"mia_auc": a["auc"], "mia_auc_ci95": a["auc_ci95"], "mia_tpr_at_1pct_fpr": a["tpr_at_1pct_fpr"],
+            "mia_attack": mia["best"]}
