@@ -76,3 +76,35 @@ def test_membership_of_a_model_that_memorised_and_of_one_that_saw_nothing():
     assert list(loss_only["attacks"]) == ["loss"] and loss_only["attacks"]["loss"]["nonmembers"] == 150
     assert privacy_fields(None) == {"mia_auc": None, "mia_auc_ci95": None, "mia_tpr_at_1pct_fpr": None,
                                     "mia_attack": None}
+
+
+def test_canary_exposure_of_a_model_that_memorised_it_and_of_one_that_did_not(tiny_lm_dir):
+    """A tiny LM trained on one canary sentence ranks that secret first among 256 candidates (8 bits, the
+    most 255 references can show) and the extrapolation goes beyond; the untrained LM exposes it at chance."""
+    import torch
+
+    from silobridge.bench.leakage import canary_exposure
+    from silobridge.data.splits import CANARY_PREFIX
+    from silobridge.models.causal import continuation_nll
+    from silobridge.models.lm import load_lm
+
+    lm = load_lm(tiny_lm_dir, dtype="float32")
+    secret, other = "K7QM-2ZXA-PL9D", "B3RT-WX5N-QQ8E"
+
+    def ask(req):
+        return {"lms": {"deployed": continuation_nll(lm, req["prefix"], req["candidates"]).tolist()}}
+
+    before = canary_exposure(ask, [secret, other], 255, seed=0)
+    assert before["candidates"] == 256 and before["max_measurable"] == 8.0
+    assert before["lms"]["deployed"]["mean"] < 4.0
+    ids = lm.tokenizer(f"{CANARY_PREFIX} {secret}.", return_tensors="pt")["input_ids"]
+    opt = torch.optim.Adam(lm.model.parameters(), lr=1e-2)
+    lm.model.train()
+    for _ in range(60):
+        opt.zero_grad()
+        lm.model(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+    after = canary_exposure(ask, [secret, other], 255, seed=0)["lms"]["deployed"]
+    assert after["rank"][0] == 1 and after["exposure"][0] == 8.0 and after["extrapolated"][0] > 8.0
+    assert after["exposure"][1] < after["exposure"][0]  # the secret it never saw stays unexposed (relatively)
+    assert privacy_fields(None, {"lms": {"deployed": after}})["canary_exposure"] == 8.0

@@ -14,7 +14,8 @@ CONTRACT = {
     "utility": ["accuracy", "macro_f1"],
     "communication": ["bytes_data_to_model", "bytes_model_to_data", "messages"],
     "lm_queries": ["calls", "tokens_in", "tokens_out"],
-    "privacy": ["epsilon", "canary_hits", "raw_record_hits", "declared_exposures", "mia_auc", "mia_tpr_at_1pct_fpr"],
+    "privacy": ["epsilon", "canary_hits", "raw_record_hits", "declared_exposures", "mia_auc", "mia_tpr_at_1pct_fpr",
+                "canary_exposure"],
     "compute": ["data_party_seconds", "model_party_seconds", "wall_seconds", "phase_seconds", "peak_rss_mb"],
 }
 
@@ -77,6 +78,12 @@ def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tm
         assert 0.0 <= p["mia_auc"] <= 1.0 and on_disk["report"]["membership"]["attacks"]["loss"]["members"] > 0
     else:  # the LM serves the predictions: no local SM to attack (null, never omitted)
         assert p["mia_auc"] is None
+    if all_strategies()[name].model_lms:  # the model party deploys an LM: its canary exposure is measured
+        audit = on_disk["report"]["canary_exposure"]
+        assert audit["canaries"] == small_cfg.data.canaries and audit["candidates"] == 1001
+        assert p["canary_exposure"] == audit["lms"]["deployed"]["max"] and 0 <= p["canary_exposure"] <= 10
+    else:
+        assert p["canary_exposure"] is None
     ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     c = on_disk["objectives"]["communication"]
     assert c["messages"] == len(ledger)

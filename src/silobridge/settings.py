@@ -107,8 +107,14 @@ class AuditConfig:
                                      "held-out test records that are not attacked (0 = loss threshold only; -1 = "
                                      "4 for the TF-IDF SM, 0 for the encoder, where each would be a fine-tuning)")
     mia_boot: int = option(200, "bootstrap resamples for the AUC's 95 % interval")
+    exposure: bool = option(True, "canary exposure (Secret Sharer) of every causal LM the model party deploys, "
+                                  "asked through the model party's audit hook")
+    exposure_references: int = option(1000, "random secrets of the canary format each canary is ranked among "
+                                             "(exposure is measurable up to log2 of this + 1 bits; an "
+                                             "extrapolation from a skew-normal fit is reported beside it)")
 
     def __post_init__(self) -> None:
+        check(self.exposure_references >= 1, "audit.exposure_references", self.exposure_references, ">= 1")
         check(self.mia_references >= -1, "audit.mia_references", self.mia_references, ">= -1")
         check(self.mia_boot >= 0, "audit.mia_boot", self.mia_boot, ">= 0")
 

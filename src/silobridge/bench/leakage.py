@@ -1,5 +1,9 @@
 """The auditor's attacks on what a run deployed (omniscient: it knows which records were private).
 
+Canary exposure of every causal LM the model party deploys (the Secret Sharer): each planted secret's loss
+after the canary's prefix is ranked among reference secrets of the same format that no record holds; the
+LMs are asked through the transport's audit hook (measurement, not protocol: not in the ledgers).
+
 Membership inference on the data party's deployed SM — the model its inference clients query: members are
 the private records it was trained on (canaries included), non-members as many held-out test records. Two
 attacks: the loss threshold, and offline LiRA with reference SMs of the same kind trained on *other* held-out
@@ -13,7 +17,9 @@ from typing import Any, Callable
 import numpy as np
 
 from silobridge.data.task import LabelledTexts
-from silobridge.privacy.attacks import lira_offline, logit_confidence, loss_scores, mia_report
+from silobridge.data.splits import CANARY_PREFIX, SECRET_SPACE_BITS, random_secrets
+from silobridge.privacy.attacks import (exposure, extrapolated_exposure, lira_offline, logit_confidence, loss_scores,
+                                        mia_report)
 from silobridge.settings import AuditConfig
 
 
@@ -53,10 +59,35 @@ def sm_membership(sm: Any, new_sm: Callable[[int], Any], members: LabelledTexts,
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def privacy_fields(mia: dict[str, Any] | None) -> dict[str, Any]:
-    """The result's headline fields: null where no attack applied, never omitted."""
+def canary_exposure(ask: Callable[[dict], dict], secrets: list[str], references: int, seed: int) -> dict[str, Any]:
+    """Exposure of each planted secret under each LM ``ask`` reaches (``ask(request) -> {'lms': {name:
+    losses}}``), ranked among ``references`` random secrets of the canary format."""
+    t0 = time.perf_counter()
+    planted = set(secrets)
+    refs = [s for s in random_secrets(np.random.default_rng([seed, 16]), references) if s not in planted]
+    reply = ask({"prefix": CANARY_PREFIX, "candidates": [f" {s}." for s in list(secrets) + refs]})
+    lms = {}
+    for name, losses in reply["lms"].items():
+        losses = np.asarray(losses, dtype=float)
+        canary, ref = losses[:len(secrets)], losses[len(secrets):]
+        per = [exposure(c, ref) for c in canary]
+        ext = [extrapolated_exposure(c, ref, SECRET_SPACE_BITS) for c in canary]
+        lms[name] = {"exposure": [round(p["exposure"], 3) for p in per], "rank": [p["rank"] for p in per],
+                     "max": round(max(p["exposure"] for p in per), 3),
+                     "mean": round(float(np.mean([p["exposure"] for p in per])), 3),
+                     "extrapolated": [round(e, 2) for e in ext], "extrapolated_max": round(max(ext), 2)}
+    return {"lms": lms, "canaries": len(secrets), "candidates": len(refs) + 1,
+            "max_measurable": round(float(np.log2(len(refs) + 1)), 3), "space_bits": SECRET_SPACE_BITS,
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def privacy_fields(mia: dict[str, Any] | None, canary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The result's headline fields: null where no attack applied, never omitted. ``canary_exposure``: the
+    deployed LM's largest exposure over the canaries (bits, rank among the sampled candidates)."""
+    deployed = (canary or {}).get("lms", {}).get("deployed")
+    out = {"canary_exposure": deployed["max"] if deployed else None}
     if mia is None:
-        return {"mia_auc": None, "mia_auc_ci95": None, "mia_tpr_at_1pct_fpr": None, "mia_attack": None}
+        return out | {"mia_auc": None, "mia_auc_ci95": None, "mia_tpr_at_1pct_fpr": None, "mia_attack": None}
     a = mia["attacks"][mia["best"]]
-    return {"mia_auc": a["auc"], "mia_auc_ci95": a["auc_ci95"], "mia_tpr_at_1pct_fpr": a["tpr_at_1pct_fpr"],
-            "mia_attack": mia["best"]}
+    return out | {"mia_auc": a["auc"], "mia_auc_ci95": a["auc_ci95"], "mia_tpr_at_1pct_fpr": a["tpr_at_1pct_fpr"],
+                  "mia_attack": mia["best"]}

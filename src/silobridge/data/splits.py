@@ -79,9 +79,18 @@ def plant_canaries(records: LabelledTexts, k: int, seed: int) -> tuple[LabelledT
         raise DataError(f"{k} canaries but only {len(records)} private records", where="data.canaries",
                         fix=f"set data.canaries <= {len(records)}")
     rng = np.random.default_rng(seed + 7919)
-    alphabet = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ23456789"))
-    secrets = ["-".join("".join(rng.choice(alphabet, 4)) for _ in range(3)) for _ in range(k)]
+    secrets = random_secrets(rng, k)
     texts = list(records.texts)
     for secret, i in zip(secrets, rng.choice(len(texts), k, replace=False)):
-        texts[i] = f"{texts[i]} My member code is {secret}."
+        texts[i] = f"{texts[i]} {CANARY_PREFIX} {secret}."
     return LabelledTexts(texts, records.labels.copy()), secrets
+
+
+CANARY_PREFIX = "My member code is"
+SECRET_ALPHABET = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ23456789"))  # 32 symbols
+SECRET_SPACE_BITS = 12 * 5  # 3 groups of 4 symbols: 32^12 = 2^60 candidates
+
+
+def random_secrets(rng: np.random.Generator, k: int) -> list[str]:
+    """``k`` secrets of the canary format, e.g. 'K7QM-2ZXA-PL9D'."""
+    return ["-".join("".join(rng.choice(SECRET_ALPHABET, 4)) for _ in range(3)) for _ in range(k)]

@@ -152,7 +152,7 @@ class Unlinked(Transport):
         raise BoundaryError("a federated data party has no direct link to the model party",
                             where="federation", fix="send carriers through the federation's messages")
 
-    open = call = ledger = report = _refuse
+    open = call = ledger = report = audit = _refuse
 
 
 @dataclass

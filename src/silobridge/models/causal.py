@@ -80,6 +80,26 @@ def perplexity(lm: CausalLM, texts: list[str], max_len: int = 128, batch_size: i
             "tokens": count}
 
 
+@torch.no_grad()
+def continuation_nll(lm: CausalLM, prefix: str, continuations: list[str], batch_size: int = 64,
+                     model: torch.nn.Module | None = None) -> np.ndarray:
+    """Summed negative log-likelihood (nats) of each continuation's tokens after ``prefix`` (the
+    Secret Sharer's statistic: the canary's loss against same-format candidates)."""
+    model = model or lm.model
+    model.eval()
+    head = _encode(lm, [prefix], 10**6)[0]
+    tails = [lm.tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+    out = np.zeros(len(tails))
+    pad = lm.tokenizer.pad_token_id or 0
+    for start in track(range(0, len(tails), batch_size), "canary candidates", total=-(-len(tails) // batch_size)):
+        chunk = tails[start:start + batch_size]
+        ids, mask = _pad([head + t for t in chunk], pad)
+        nll, _, _ = _loss_terms(model, ids, mask)  # target j is token j + 1: the tail's targets start at len(head) - 1
+        for r, t in enumerate(chunk):
+            out[start + r] = float(nll[r, len(head) - 1:len(head) - 1 + len(t)].sum())
+    return out
+
+
 def evaluate_lms(lms: dict[str, CausalLM], texts: list[str]) -> dict[str, dict[str, float]]:
     """Perplexity and next-token accuracy of each named LM on ``texts`` (run by the party that holds them)."""
     return {name: perplexity(lm, texts, model=lm.model) for name, lm in lms.items()}

@@ -367,6 +367,21 @@ class ModelServer:
                 del self.sessions[sid]
         return out
 
+    def audit(self, sid: str, request: dict[str, Any]) -> dict[str, Any]:
+        """The auditor's measurement on an open session (not protocol: no carrier, no ledger entry, not
+        billed): each causal LM the session deploys scores ``request['candidates']`` after
+        ``request['prefix']`` (summed NLL), for canary exposure. It reveals what a perplexity query would."""
+        from silobridge.models.causal import continuation_nll
+
+        prefix, cands = request.get("prefix"), request.get("candidates")
+        if not isinstance(prefix, str) or not isinstance(cands, list) or not all(isinstance(c, str) for c in cands):
+            raise BoundaryError("bad audit request", where="model.audit",
+                                fix="send {'prefix': str, 'candidates': [str, ...]}")
+        s = self.session(sid)
+        with s.lock, self._lock, s.rng.scope():
+            return {"lms": {name: continuation_nll(lm, prefix, cands).tolist()
+                            for name, lm in s.side.language_models().items()}}
+
     def stats(self) -> dict[str, Any]:
         """Counters of the service: open sessions; scoring requests, forward rounds and texts batched."""
         return {"sessions": len(self.sessions), "batching": dataclasses.asdict(self.batcher.stats)}

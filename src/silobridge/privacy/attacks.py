@@ -28,6 +28,17 @@ def exposure(canary_loss: float, reference_losses: np.ndarray) -> dict[str, floa
             "max_exposure": math.log2(size)}
 
 
+def extrapolated_exposure(canary_loss: float, reference_losses: np.ndarray, cap: float) -> float:
+    """Exposure beyond what the sampled references can resolve (the Secret Sharer's estimate): a skew-normal
+    fitted to the references' losses, exposure = −log2 P(loss ≤ canary loss), at most ``cap`` bits (the
+    candidate space)."""
+    from scipy.stats import skewnorm
+
+    a, loc, scale = skewnorm.fit(np.asarray(reference_losses, dtype=float))
+    p = skewnorm.cdf(canary_loss, a, loc, scale)
+    return float(min(cap, -math.log2(max(p, 2.0 ** -cap))))
+
+
 def loss_scores(proba: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Loss-threshold attack (Yeom et al. 2018): a record's member score is minus its cross-entropy loss."""
     p = np.asarray(proba, dtype=float)[np.arange(len(labels)), np.asarray(labels)]

@@ -31,6 +31,10 @@ class Transport(ABC):
     def report(self, session: str) -> dict:
         """The model party's report of a closed session (its bill, time and what it revealed)."""
 
+    @abstractmethod
+    def audit(self, session: str, request: dict) -> dict:
+        """The auditor's measurement on an open session (``ModelServer.audit``): not protocol, not ledgered."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -54,3 +58,6 @@ class InProcessTransport(Transport):
 
     def report(self, session: str) -> dict:
         return self._server.report(session)
+
+    def audit(self, session: str, request: dict) -> dict:
+        return self._server.audit(session, request)

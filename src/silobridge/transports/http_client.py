@@ -73,6 +73,11 @@ class HttpTransport(Transport):
     def report(self, session: str) -> dict:
         return self._json(f"/v1/sessions/{quote(session, safe='')}/report")
 
+    def audit(self, session: str, request: dict) -> dict:
+        body = json.dumps(request).encode()
+        reply = self._send("POST", f"/v1/sessions/{quote(session, safe='')}/audit", body)
+        return json.loads(reply)
+
     def health(self) -> dict[str, Any]:
         """The service's ``/health`` answer (no key needed); raises if it is unreachable."""
         return self._json("/health")

@@ -10,6 +10,7 @@ Endpoints (all but ``/health`` need ``Authorization: Bearer <key>``)::
     GET  /v1/stats                        the service's counters (open sessions, batched scoring)
     GET  /v1/sessions/{sid}/ledger        the session's ledger (JSON list)
     GET  /v1/sessions/{sid}/report        a closed session's report (JSON object)
+    POST /v1/sessions/{sid}/audit         the auditor's canary-candidate losses (JSON; measurement, not protocol)
     GET  /v1/models, POST /v1/completions, POST /v1/chat/completions
                                           the OpenAI-compatible API (when started with a completion engine)
 
@@ -18,6 +19,7 @@ Errors: ``{"error": to_wire(exc) | {"message", "code"}}`` with 401 (key), 403 (p
 from __future__ import annotations
 
 import hmac
+import json
 import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -233,6 +235,17 @@ def create_app(server: "ModelServer", api_key: str, engine: "CompletionEngine | 
     async def ledger(sid: str) -> JSONResponse:
         """The model party's ledger of session ``sid``."""
         return JSONResponse(await _blocking(server.ledger, sid))
+
+    @app.post("/v1/sessions/{sid}/audit", dependencies=auth)
+    async def audit(sid: str, request: Request) -> JSONResponse:
+        """The auditor's measurement on open session ``sid`` (losses of canary candidates)."""
+        body = await read_body(request, server.max_bytes)
+        try:
+            req = json.loads(body)
+        except ValueError:
+            raise BoundaryError("the audit request is not JSON", where="model.audit",
+                                fix="send {'prefix': str, 'candidates': [str, ...]}") from None
+        return JSONResponse(await _blocking(server.audit, sid, req if isinstance(req, dict) else {}))
 
     @app.get("/v1/sessions/{sid}/report", dependencies=auth)
     async def report(sid: str) -> JSONResponse:
