@@ -9,7 +9,8 @@ decoding (acceptance rate, LM forward passes saved).
         [--set data.path=bundled:wordnet-nouns]
 
 Each run is a normal resumable `silobridge bench` run under OUT/<strategy>/seed<N> (the variant under
-OUT/retrieval-public/retrieval/seed<N>; domain-lm under OUT/domain-lm/<strategy>/seed<N>), the layout of `benchmarks/strategy_table.py`: pointed at a table's
+OUT/retrieval-public/retrieval/seed<N>; domain-lm under OUT/domain-lm/<strategy>/seed<N>), the layout of
+`benchmarks/strategy_table.py`: pointed at a table's
 directory, it reuses the runs the table already finished. `lm.cache` is on (the LM's label scores of a text
 are computed once and reused by the strategies that send it the same prompt).
 Prints a markdown table, mean ± sd over seeds; writes OUT/router-curve.png.
