@@ -108,3 +108,26 @@ def test_canary_exposure_of_a_model_that_memorised_it_and_of_one_that_did_not(ti
     assert after["rank"][0] == 1 and after["exposure"][0] == 8.0 and after["extrapolated"][0] > 8.0
     assert after["exposure"][1] < after["exposure"][0]  # the secret it never saw stays unexposed (relatively)
     assert privacy_fields(None, {"lms": {"deployed": after}})["canary_exposure"] == 8.0
+
+
+def test_extraction_agreement_of_the_lm_itself_and_of_another_lm(tiny_lm_dir):
+    """The LM compared with itself agrees on every next token; a differently initialised LM of the same
+    shape and tokenizer agrees on few."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from silobridge.bench.leakage import extraction
+    from silobridge.models.causal import next_token_top1
+    from silobridge.models.lm import CausalLM, load_lm
+
+    lm = load_lm(tiny_lm_dir, dtype="float32")
+    texts = ["the film was long and the plot thin", "a quiet, lovely story about two sisters"]
+
+    def ask(req):
+        return {"next_tokens": next_token_top1(lm, req["next_tokens"]).tolist()}
+
+    torch.manual_seed(1)
+    other = AutoModelForCausalLM.from_config(lm.model.config)
+    r = extraction(ask, {"emulator": lm, "stranger": CausalLM(lm.tokenizer, other, "stranger")}, texts)
+    assert r["agreement"]["emulator"] == 1.0 and r["agreement"]["stranger"] < 0.5 and r["tokens"] > 10
+    assert extraction(lambda req: {"next_tokens": None}, {"emulator": lm}, texts) is None  # a black-box LM

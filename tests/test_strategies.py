@@ -84,6 +84,11 @@ def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tm
         assert p["canary_exposure"] == audit["lms"]["deployed"]["max"] and 0 <= p["canary_exposure"] <= 10
     else:
         assert p["canary_exposure"] is None
+    ext = on_disk["objectives"]["model_leakage"]["extraction_agreement"]
+    if name in ("emulator", "offsite-tuning"):  # the data party holds an emulator: how well it copies the LM
+        assert 0.0 <= ext <= 1.0 and on_disk["report"]["extraction"]["tokens"] > 0
+    else:
+        assert ext is None
     ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     c = on_disk["objectives"]["communication"]
     assert c["messages"] == len(ledger)

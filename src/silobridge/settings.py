@@ -113,6 +113,9 @@ class AuditConfig:
                                              "(exposure is measurable up to log2 of this + 1 bits; an "
                                              "extrapolation from a skew-normal fit is reported beside it)")
 
+    extraction: bool = option(True, "extraction fidelity: top-1 next-token agreement of the emulator the data "
+                                    "party received with the LM, on data.n_lm_eval held-out test texts")
+
     def __post_init__(self) -> None:
         check(self.exposure_references >= 1, "audit.exposure_references", self.exposure_references, ">= 1")
         check(self.mia_references >= -1, "audit.mia_references", self.mia_references, ">= -1")

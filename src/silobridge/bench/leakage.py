@@ -81,6 +81,22 @@ def canary_exposure(ask: Callable[[dict], dict], secrets: list[str], references:
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
+def extraction(ask: Callable[[dict], dict], data_lms: dict[str, Any], texts: list[str]) -> dict[str, Any] | None:
+    """Extraction fidelity: top-1 next-token agreement of each LM the data party holds (an emulator it
+    received) with the model party's LM, on held-out texts (``None``: a black-box LM)."""
+    from silobridge.models.causal import next_token_top1
+    from silobridge.privacy.attacks import agreement
+
+    t0 = time.perf_counter()
+    theirs = ask({"next_tokens": texts})["next_tokens"]
+    if theirs is None:
+        return None
+    theirs = np.asarray(theirs)
+    agree = {name: round(agreement(next_token_top1(lm, texts), theirs), 4) for name, lm in data_lms.items()}
+    return {"agreement": agree, "tokens": int(len(theirs)), "texts": len(texts),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
 def privacy_fields(mia: dict[str, Any] | None, canary: dict[str, Any] | None = None) -> dict[str, Any]:
     """The result's headline fields: null where no attack applied, never omitted. ``canary_exposure``: the
     deployed LM's largest exposure over the canaries (bits, rank among the sampled candidates)."""

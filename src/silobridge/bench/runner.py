@@ -16,7 +16,7 @@ from typing import Any
 
 from silobridge import __version__, progress
 from silobridge.bench.audit import Auditor
-from silobridge.bench.leakage import canary_exposure, deployed_sm, privacy_fields, sm_membership
+from silobridge.bench.leakage import canary_exposure, deployed_sm, extraction, privacy_fields, sm_membership
 from silobridge.bench.metrics import utility
 from silobridge.boundary import Config, Entry, Ledger, TextBatch, expect
 from silobridge.configs import from_dict, to_dict
@@ -175,6 +175,10 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         if cfg.audit.exposure and data.secrets and spec.model_lms and data.model.session:
             canary = canary_exposure(lambda req: transport.audit(data.model.session, req), data.secrets,
                                      cfg.audit.exposure_references, cfg.seed)
+        received = {k: v for k, v in side.language_models().items() if k == "emulator"}  # as it came, untuned
+        extract = None
+        if cfg.audit.extraction and received and data.model.session and eval_texts:
+            extract = extraction(lambda req: transport.audit(data.model.session, req), received, eval_texts)
         data.model.close()
         sid = data.model.session
         theirs, model_report = (transport.ledger(sid), transport.report(sid)) if sid else ([], {})
@@ -184,7 +188,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     if "deployed" in lm_rows:
         util |= {"perplexity": lm_rows["deployed"]["perplexity"],
                  "next_token_accuracy": lm_rows["deployed"]["next_token_accuracy"]}
-    audit_s = canary.pop("seconds") if canary else 0.0
+    audit_s = (canary.pop("seconds") if canary else 0.0) + (extract.pop("seconds") if extract else 0.0)
     wall = time.perf_counter() - t_start - audit_s
     mia = membership(cfg, side, data, splits)
     audit_s += mia.pop("seconds") if mia else 0.0
@@ -221,7 +225,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                 "declared_exposures": len(auditor.records_declared),
                 "exposures": {k: dict(v) for k, v in auditor.exposures.items()},
             } | privacy_fields(mia, canary),
-            "model_leakage": auditor.model_leakage(float(model_report.get("lm_param_share_exact", 0.0))),
+            "model_leakage": auditor.model_leakage(float(model_report.get("lm_param_share_exact", 0.0)))
+            | {"extraction_agreement": extract["agreement"]["emulator"] if extract else None},
             "compute": {
                 "data_party_seconds": round(t_fit + t_pred - wait, 3),
                 "model_party_seconds": round(model_s, 3),
@@ -240,7 +245,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         "splits": {"private": len(splits.private), "val": len(splits.val), "public": len(splits.public),
                    "test": len(splits.test), "canaries": len(data.secrets)},
         "report": side.report | ({"lm_eval": lm_rows} if lm_rows else {}) | ({"membership": mia} if mia else {})
-        | ({"canary_exposure": canary} if canary else {}),
+        | ({"canary_exposure": canary} if canary else {}) | ({"extraction": extract} if extract else {}),
         "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__,
                 "data_party": {"device": str(placement[0]), "dtype": str(placement[1]).removeprefix("torch.")},
                 "model_party": {k: model_report[k] for k in ("device", "dtype") if k in model_report}},

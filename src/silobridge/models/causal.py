@@ -100,6 +100,24 @@ def continuation_nll(lm: CausalLM, prefix: str, continuations: list[str], batch_
     return out
 
 
+@torch.no_grad()
+def next_token_top1(lm: CausalLM, texts: list[str], max_len: int = 128, batch_size: int = 8,
+                    model: torch.nn.Module | None = None) -> np.ndarray:
+    """Each position's most likely next token over ``texts`` (in text order, then position order), for
+    comparing two LMs that share a tokenizer (an emulator and its LM) token by token."""
+    model = model or lm.model
+    model.eval()
+    seqs = [s for s in _encode(lm, texts, max_len) if len(s) >= 2]
+    out = []
+    for start in track(range(0, len(seqs), batch_size), "next-token agreement", total=-(-len(seqs) // batch_size)):
+        chunk = seqs[start:start + batch_size]
+        ids, mask = _pad(chunk, lm.tokenizer.pad_token_id or 0)
+        dev, _ = placement(model)
+        top = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits[:, :-1].argmax(-1).cpu()
+        out += [top[r, :len(s) - 1] for r, s in enumerate(chunk)]
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
 def evaluate_lms(lms: dict[str, CausalLM], texts: list[str]) -> dict[str, dict[str, float]]:
     """Perplexity and next-token accuracy of each named LM on ``texts`` (run by the party that holds them)."""
     return {name: perplexity(lm, texts, model=lm.model) for name, lm in lms.items()}

@@ -370,9 +370,20 @@ class ModelServer:
     def audit(self, sid: str, request: dict[str, Any]) -> dict[str, Any]:
         """The auditor's measurement on an open session (not protocol: no carrier, no ledger entry, not
         billed): each causal LM the session deploys scores ``request['candidates']`` after
-        ``request['prefix']`` (summed NLL), for canary exposure. It reveals what a perplexity query would."""
-        from silobridge.models.causal import continuation_nll
+        ``request['prefix']`` (summed NLL), for canary exposure; or the LM's top-1 next tokens over
+        ``request['next_tokens']`` (texts), for extraction fidelity. It reveals what a perplexity query would."""
+        from silobridge.models.causal import continuation_nll, next_token_top1
 
+        if "next_tokens" in request:  # extraction fidelity: the LM's own next tokens, as the owner holds it
+            texts = request["next_tokens"]
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise BoundaryError("bad audit request", where="model.audit", fix="send {'next_tokens': [str, ...]}")
+            s = self.session(sid)
+            if s.party.black_box:
+                return {"next_tokens": None}
+            with s.lock, self._lock, s.rng.scope():
+                lm = s.side.language_models().get("lm") or s.party.lm  # the untuned LM where one is listed
+                return {"next_tokens": next_token_top1(lm, texts).tolist()}
         prefix, cands = request.get("prefix"), request.get("candidates")
         if not isinstance(prefix, str) or not isinstance(cands, list) or not all(isinstance(c, str) for c in cands):
             raise BoundaryError("bad audit request", where="model.audit",
