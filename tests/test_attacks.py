@@ -74,8 +74,8 @@ def test_membership_of_a_model_that_memorised_and_of_one_that_saw_nothing():
     loss_only = sm_membership(new(0).fit(members.texts, np.eye(2)[members.labels]), new, members, heldout, 2,
                               audit, 0, 0)
     assert list(loss_only["attacks"]) == ["loss"] and loss_only["attacks"]["loss"]["nonmembers"] == 150
-    assert privacy_fields(None) == {"mia_auc": None, "mia_auc_ci95": None, "mia_tpr_at_1pct_fpr": None,
-                                    "mia_attack": None}
+    assert privacy_fields(None) == {"canary_exposure": None, "mia_auc": None, "mia_auc_ci95": None,
+                                    "mia_tpr_at_1pct_fpr": None, "mia_attack": None}
 
 
 def test_canary_exposure_of_a_model_that_memorised_it_and_of_one_that_did_not(tiny_lm_dir):
