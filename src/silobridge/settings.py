@@ -13,11 +13,20 @@ from silobridge.configs import check, option
 class TaskKind(enum.Enum):
     CLASSIFY = "classify"
     DOMAIN_LM = "domain-lm"
+    TABULAR = "tabular"
+
+    @property
+    def labelled(self) -> bool:
+        """A classification task (texts or table rows): utility is accuracy/AUC on test labels."""
+        return self is not TaskKind.DOMAIN_LM
 
 
 class SMKind(enum.Enum):
+    AUTO = "auto"  # the task's default: tfidf for texts, boost for tables
     TFIDF = "tfidf"
     ENCODER = "encoder"
+    BOOST = "boost"  # task tabular: gradient-boosted trees on the parsed row
+    LOGREG = "logreg"  # task tabular: logistic regression on one-hot / standardised features
 
 
 @dataclass
@@ -26,6 +35,10 @@ class DataConfig:
                                     "(the default when empty) or 'bundled:wordnet-nouns' (24 classes)")
     text_col: str = option("text", "column holding the text (with --data)")
     label_col: str = option("label", "column holding the label (with --data)")
+    feature_cols: list[str] = option([], "task tabular: the feature columns (comma-separated); empty = every "
+                                         "column but the label")
+    row_template: str = option("{name} is {value}.", "task tabular: how one field of a row is written as text "
+                                                     "(TabLLM style; fields joined by spaces, missing ones left out)")
     test_path: str | None = option(None, "optional separate test file (same columns); "
                                          "else test rows are drawn from --data")
     n_private: int = option(400, "private labelled records the data party trains on (the label budget)")
@@ -44,6 +57,9 @@ class DataConfig:
               "'test' or 'validation'")
         check(self.n_private >= 2, "data.n_private", self.n_private, ">= 2 (one record per class at least)")
         check(self.n_test >= 1, "data.n_test", self.n_test, ">= 1")
+        from silobridge.data.table import check_template
+
+        check_template(self.row_template)
 
 
 @dataclass
@@ -70,14 +86,18 @@ class LMConfig:
 
 @dataclass
 class SMConfig:
-    kind: SMKind = option(SMKind.TFIDF, "small model: 'tfidf' (TF-IDF + LR, cheapest) or 'encoder' "
-                                        "(fine-tuned MiniLM, or the encoder at sm.path)")
+    kind: SMKind = option(SMKind.AUTO, "small model: 'tfidf' (TF-IDF + LR, cheapest) or 'encoder' "
+                                       "(fine-tuned MiniLM, or the encoder at sm.path); for task tabular 'boost' "
+                                       "(histogram gradient boosting) or 'logreg' (LR on one-hot/standardised "
+                                       "features); 'auto' = tfidf for texts, boost for tables")
     path: str | None = option(None, "local HF encoder directory; empty = bundled all-MiniLM-L6-v2")
     epochs: int = option(4, "encoder fine-tuning epochs (best epoch on validation is kept)")
     lr: float = option(1e-4, "encoder peak learning rate (warm-up then linear decay)")
     batch_size: int = option(16, "encoder batch size")
     max_len: int = option(64, "encoder max tokens per text")
     C: float = option(4.0, "TF-IDF LR inverse regularisation")
+    table_C: float = option(1.0, "task tabular, sm.kind=logreg: inverse regularisation")
+    trees: int = option(200, "task tabular, sm.kind=boost: boosting iterations (at most; validation stops early)")
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, "sm.epochs", self.epochs, ">= 1")
@@ -85,6 +105,8 @@ class SMConfig:
         check(self.batch_size >= 1, "sm.batch_size", self.batch_size, ">= 1")
         check(self.max_len >= 8, "sm.max_len", self.max_len, ">= 8")
         check(self.C > 0, "sm.C", self.C, "> 0")
+        check(self.table_C > 0, "sm.table_C", self.table_C, "> 0")
+        check(self.trees >= 1, "sm.trees", self.trees, ">= 1")
 
 
 @dataclass
@@ -92,8 +114,15 @@ class PolicyConfig:
     max_bytes: int = option(2**30, "largest carrier allowed across the boundary, in bytes (an fp32 emulator of "
                                           "the default LM is ~270 MB)")
     ngram: int = option(10, "a shared span of this many words with a private record counts as a leak")
+    sanitize: bool = option(False, "PII-sanitise every text item the data party sends (Presidio, offline): each "
+                                   "entity found becomes <TYPE> before the policy checks and the ledger see it")
+    sanitize_entities: list[str] = option([], "entity types to mask (Presidio names, e.g. PERSON, EMAIL_ADDRESS, "
+                                              "PHONE_NUMBER, CREDIT_CARD); empty = every type Presidio knows")
+    sanitize_min_score: float = option(0.4, "Presidio confidence at or above which an entity is masked (0.4: phone "
+                                            "numbers without a context word score 0.4; see the README)")
 
     def __post_init__(self) -> None:
+        check(0 <= self.sanitize_min_score <= 1, "policy.sanitize_min_score", self.sanitize_min_score, "in [0, 1]")
         check(self.max_bytes > 0, "policy.max_bytes", self.max_bytes, "> 0")
         check(self.ngram >= 4, "policy.ngram", self.ngram, ">= 4")
 
@@ -128,7 +157,9 @@ class RunConfig:
     task: TaskKind = option(TaskKind.CLASSIFY, "'classify': utility is accuracy/AUC of the deployed predictor on the "
                                                "test labels; 'domain-lm': strategies train on the raw private texts "
                                                "and utility is perplexity / next-token accuracy of the deployed "
-                                               "causal LM on held-out private texts (data.n_lm_eval of them)")
+                                               "causal LM on held-out private texts (data.n_lm_eval of them); "
+                                               "'tabular': classify the rows of a table (data.label_col, "
+                                               "data.feature_cols), each row serialised as text")
     data: DataConfig = option(DataConfig(), "the task and its splits")
     lm: LMConfig = option(LMConfig(), "the model party's LM")
     sm: SMConfig = option(SMConfig(), "the data party's SM")
@@ -140,3 +171,8 @@ class RunConfig:
         if self.task is TaskKind.DOMAIN_LM:
             check(self.data.n_lm_eval >= 1, "data.n_lm_eval", self.data.n_lm_eval,
                   ">= 1 with task=domain-lm (its utility is measured on those held-out texts)")
+        tabular_sm = self.sm.kind in (SMKind.BOOST, SMKind.LOGREG)
+        check(tabular_sm <= (self.task is TaskKind.TABULAR), "sm.kind", self.sm.kind.value,
+              "one of auto, tfidf, encoder for a text task ('boost' and 'logreg' read table rows: task tabular)")
+        check(not self.data.feature_cols or self.task is TaskKind.TABULAR, "data.feature_cols",
+              self.data.feature_cols, "empty unless task=tabular")

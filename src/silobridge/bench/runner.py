@@ -224,6 +224,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                 "raw_record_hits": len(auditor.records_seen),
                 "declared_exposures": len(auditor.records_declared),
                 "exposures": {k: dict(v) for k, v in auditor.exposures.items()},
+                # PII entities the data party's egress sanitiser masked (null: policy.sanitize off)
+                "pii_masked": data.sanitiser.report()["entities_masked"] if data.sanitiser else None,
             } | privacy_fields(mia, canary),
             "model_leakage": auditor.model_leakage(float(model_report.get("lm_param_share_exact", 0.0)))
             | {"extraction_agreement": extract["agreement"]["emulator"] if extract else None},
@@ -245,7 +247,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         "splits": {"private": len(splits.private), "val": len(splits.val), "public": len(splits.public),
                    "test": len(splits.test), "canaries": len(data.secrets)},
         "report": side.report | ({"lm_eval": lm_rows} if lm_rows else {}) | ({"membership": mia} if mia else {})
-        | ({"canary_exposure": canary} if canary else {}) | ({"extraction": extract} if extract else {}),
+        | ({"canary_exposure": canary} if canary else {}) | ({"extraction": extract} if extract else {})
+        | ({"sanitisation": data.sanitiser.report()} if data.sanitiser else {}),
         "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__,
                 "data_party": {"device": str(placement[0]), "dtype": str(placement[1]).removeprefix("torch.")},
                 "model_party": {k: model_report[k] for k in ("device", "dtype") if k in model_report}},

@@ -22,6 +22,8 @@ from silobridge.data.task import Splits
 from silobridge.errors import BoundaryError
 from silobridge.home import home
 from silobridge.models.sm import build_sm
+from silobridge.parties.egress import SanitisingEgress
+from silobridge.privacy.sanitize import Sanitiser
 from silobridge.rng import PartyRNG
 from silobridge.settings import PolicyConfig, SMConfig
 from silobridge.transports.base import Transport
@@ -96,6 +98,10 @@ class DataParty:
         self.policy = Policy([MaxBytes(policy.max_bytes), NoCanary(self.secrets),
                               NoPrivateRecords(self.protected, self.admitted), NoPrivateModel()])
         self.gate = Gate(self.name, self.policy, ledger, declared)
+        self.sanitiser = None
+        if policy.sanitize:
+            self.sanitiser = Sanitiser(tuple(policy.sanitize_entities), policy.sanitize_min_score)
+            self.gate.transform = SanitisingEgress(self.sanitiser, self.protected, self.admitted, self.name)
         self.model = Link(self.gate, transport, hello)
 
     def admit(self, texts: list[str], exposure: str) -> None:
