@@ -66,7 +66,8 @@ def utility(strategies: list[str], seeds: list[int], sets: list[str], out: Path)
             print("failed:", failed)
         for r in results:
             rows.setdefault((r["strategy"], label), []).append(r)
-    print("\n| strategy | sanitised | runs | acc | macro-F1 | AUC | PII masked | texts changed | sanitiser s | wall s |")
+    print("\n| strategy | sanitised | runs | acc | macro-F1 | AUC | PII masked | texts changed | sanitiser s "
+          "| wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for (name, label), rs in sorted(rows.items()):
         u = [r["objectives"]["utility"] for r in rs]
