@@ -14,9 +14,11 @@ class Auditor:
     in every string of the carrier, texts and metadata alike. Records found in the text items of a
     carrier that names an exposure also count as declared; metadata is never covered by one."""
 
-    def __init__(self, secrets: list[str], records: list[str], ngram: int, key: bytes | None = None):
+    def __init__(self, secrets: list[str], records: list[str], ngram: int, key: bytes | None = None,
+                 fingerprint: TextFingerprint | None = None):
         self.secrets = [s.encode() for s in secrets]
-        self.fingerprint = TextFingerprint(n=ngram, key=key)
+        # ``fingerprint``: an empty index of another kind (a table's rows: boundary.rows.RowFingerprint)
+        self.fingerprint = fingerprint if fingerprint is not None else TextFingerprint(n=ngram, key=key)
         self.fingerprint.add(records)
         self.canary_hits = 0
         self.records_seen: set[int] = set()

@@ -23,6 +23,7 @@ from silobridge.configs import from_dict, to_dict
 from silobridge.data import load_table, make_splits
 from silobridge.data.loaders import load_bundled
 from silobridge.data.task import Splits
+from silobridge.data.tabular import load_tabular, row_index
 from silobridge.errors import ConfigError
 from silobridge.models.device import resolve
 from silobridge.parties import DataParty
@@ -38,8 +39,11 @@ RESULT = "result.json"
 
 def load_splits(cfg: RunConfig) -> Splits:
     d = cfg.data
-    labelled = cfg.task is TaskKind.CLASSIFY  # domain text needs no label column
-    if d.path is None or d.path.startswith("bundled:"):
+    labelled = cfg.task.labelled  # domain text needs no label column
+    if cfg.task is TaskKind.TABULAR:  # rows serialised as text, the schema in the task spec
+        task, pool, test = load_tabular(d.path, d.label_col, d.feature_cols, d.row_template, d.test_path)
+        source = d.path or "bundled:credit-default"
+    elif d.path is None or d.path.startswith("bundled:"):
         name = d.path or "bundled:reviews"
         task, pool, test = load_bundled(name)
         source = name
@@ -65,7 +69,7 @@ RESOURCE_KEYS = {"lm": ("threads", "cache")}  # how fast a run goes, not what it
 
 def label_budget(cfg: RunConfig, splits: Splits) -> dict[str, int]:
     """Labels a run may use, by where they went; 'total' is what tables report as its label budget."""
-    if cfg.task is not TaskKind.CLASSIFY:
+    if not cfg.task.labelled:
         return {"private": 0, "validation": 0, "task_design": 0, "total": 0}
     spent = {"private": len(splits.private), "validation": len(splits.val), "task_design": splits.task.design_labels}
     return spent | {"total": sum(spent.values())}
@@ -107,15 +111,15 @@ def ledgers_agree(ours: list[Entry], theirs: list[dict]) -> bool:
 def membership(cfg: RunConfig, side: Any, data: DataParty, splits: Splits) -> dict[str, Any] | None:
     """The auditor's membership inference on the data party's deployed SM (``None``: off, or no local SM)."""
     sm = deployed_sm(side)
-    if not cfg.audit.mia or cfg.task is not TaskKind.CLASSIFY or sm is None or len(data.private) < 2 \
+    if not cfg.audit.mia or not cfg.task.labelled or sm is None or len(data.private) < 2 \
             or len(splits.test) < 4:
         return None
     k = len(splits.task.label_names)
     refs = cfg.audit.mia_references
     if refs < 0:
-        refs = 4 if cfg.sm.kind is SMKind.TFIDF else 0
-    return sm_membership(sm, lambda s: build_sm(cfg.sm, k, s), data.private, splits.test, k, cfg.audit,
-                         cfg.seed, refs)
+        refs = 0 if cfg.sm.kind is SMKind.ENCODER else 4  # an encoder reference would be a fine-tuning
+    return sm_membership(sm, lambda s: build_sm(cfg.sm, k, s, splits.task.table), data.private, splits.test, k,
+                         cfg.audit, cfg.seed, refs)
 
 
 def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = None) -> dict[str, Any]:
@@ -144,7 +148,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     placement = resolve(cfg.lm.dtype, cfg.lm.device)  # the data party's own LMs (an emulator) run like this
     data = DataParty(splits, cfg.sm, cfg.policy, transport, ledger, hello, declared=frozenset(declared),
                      canaries=cfg.data.canaries, seed=cfg.seed, placement=placement)
-    auditor = Auditor(data.secrets, data.private.texts + data.val.texts + splits.test.texts, cfg.policy.ngram)
+    auditor = Auditor(data.secrets, data.private.texts + data.val.texts + splits.test.texts, cfg.policy.ngram,
+                      fingerprint=row_index(splits.task))  # a table's records: rows, exact or near-exact
     data.gate.observers.append(auditor)
 
     # 2. the data side trains (the model side answers its calls), then serves the inference inputs
@@ -157,7 +162,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
             t0 = time.perf_counter()
             side.fit(data)
             t_fit = time.perf_counter() - t0
-            if cfg.task is TaskKind.CLASSIFY:
+            if cfg.task.labelled:
                 data.admit(splits.test.texts, "inference_records")
                 t1 = time.perf_counter()
                 proba = side.predict_proba(data, splits.test.texts)

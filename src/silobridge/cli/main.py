@@ -8,8 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from silobridge.cli.common import (ConfigOpt, DataOpt, LabelColOpt, LMOpt, SetOpt, SMOpt, TaskOpt, TextColOpt,
-                                   build_config, err, friendly)
+from silobridge.cli.common import (ConfigOpt, DataOpt, FeatureColsOpt, LabelColOpt, LMOpt, SetOpt, SMOpt, TaskOpt,
+                                   TextColOpt, build_config, err, friendly)
 from silobridge.cli.decide import demo_cmd, plan_cmd, report_cmd
 from silobridge.cli.federate import federate_cmd
 from silobridge.cli.serve import serve_cmd
@@ -74,8 +74,8 @@ def config_cmd(strategy: str = typer.Argument(None, help="also show this strateg
 def run_cmd(strategy: str = typer.Argument(..., help="strategy name (see `silobridge list`)"),
             out: Path = typer.Option(Path("runs/run"), "--out", "-o", help="output directory"),
             config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt, text_col: str = TextColOpt,
-            label_col: str = LabelColOpt, lm: str = LMOpt, sm: str = SMOpt, task: str = TaskOpt,
-            seed: int = typer.Option(None, "--seed", help="seed (overrides the config)"),
+            label_col: str = LabelColOpt, feature_cols: str = FeatureColsOpt, lm: str = LMOpt, sm: str = SMOpt,
+            task: str = TaskOpt, seed: int = typer.Option(None, "--seed", help="seed (overrides the config)"),
             model_url: str = ModelUrlOpt, api_key_env: str = ApiKeyEnvOpt, ca_cert: Path = CaCertOpt,
             wide: bool = WideOpt) -> None:
     """Run one strategy; writes OUT/result.json and both parties' ledgers (OUT/ledger.jsonl, the data
@@ -86,7 +86,7 @@ def run_cmd(strategy: str = typer.Argument(..., help="strategy name (see `silobr
 
     get(strategy)
     cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm, seed=seed,
-                       task=task)
+                       task=task, feature_cols=feature_cols)
     result = run(strategy, cfg, out, remote=remote_of(model_url, api_key_env, ca_cert))
     print_table([result], wide)
     print_phases(result)
@@ -100,15 +100,16 @@ def bench_cmd(strategies: str = typer.Option("sm-only,lm-zero-shot,distill-publi
               seeds: str = typer.Option("0", "--seeds", help="comma-separated seeds"),
               out: Path = typer.Option(Path("runs/bench"), "--out", "-o", help="output directory"),
               config: str = ConfigOpt, set_: list[str] = SetOpt, data: str = DataOpt,
-              text_col: str = TextColOpt, label_col: str = LabelColOpt, lm: str = LMOpt,
-              sm: str = SMOpt, task: str = TaskOpt, model_url: str = ModelUrlOpt, api_key_env: str = ApiKeyEnvOpt,
-              ca_cert: Path = CaCertOpt, wide: bool = WideOpt) -> None:
+              text_col: str = TextColOpt, label_col: str = LabelColOpt, feature_cols: str = FeatureColsOpt,
+              lm: str = LMOpt, sm: str = SMOpt, task: str = TaskOpt, model_url: str = ModelUrlOpt,
+              api_key_env: str = ApiKeyEnvOpt, ca_cert: Path = CaCertOpt, wide: bool = WideOpt) -> None:
     """Run several strategies x seeds (each in its own process), resume finished ones, write
     OUT/results.jsonl and print a table. With --model-url every run talks to that model party."""
     from silobridge.bench.suite import bench
     from silobridge.errors import ConfigError
 
-    cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm, task=task)
+    cfg = build_config(config, set_, data=data, text_col=text_col, label_col=label_col, lm=lm, sm=sm, task=task,
+                       feature_cols=feature_cols)
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]

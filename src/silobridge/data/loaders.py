@@ -55,8 +55,14 @@ BUNDLED = {"bundled:reviews": load_reviews, "bundled:wordnet-nouns": load_wordne
 
 def load_bundled(name: str) -> tuple[TaskSpec, LabelledTexts, LabelledTexts]:
     """A bundled task by its ``--data`` name."""
+    from silobridge.data.tabular import TABLES
+
+    if name in TABLES:
+        raise DataError(f"'{name}' is a table", where="--data", fix="run it with --task tabular")
     if name not in BUNDLED:
-        raise DataError(f"no bundled task '{name}'", where="--data", fix=f"one of: {', '.join(BUNDLED)}, or a file")
+        raise DataError(f"no bundled task '{name}'", where="--data",
+                        fix=f"one of: {', '.join(BUNDLED)}, or a file (tables, with --task tabular: "
+                            f"{', '.join(TABLES)})")
     return BUNDLED[name]()
 
 

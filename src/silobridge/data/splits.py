@@ -53,7 +53,9 @@ def make_splits(task: TaskSpec, pool: LabelledTexts, test: LabelledTexts | None,
     idx = np.setdiff1d(idx, val_idx)
     val = pool.subset(val_idx)
     # the public pool must not repeat (spans of) test or validation records
-    taken = TextFingerprint(n=ngram)
+    from silobridge.data.tabular import row_index
+
+    taken = row_index(task) or TextFingerprint(n=ngram)  # a table's rows: exact or near-exact copies
     taken.add(val.texts + test.texts)
     public_idx = [i for i in rng.permutation(idx) if not taken.hits(pool.texts[i])][:n_public]
     idx = np.setdiff1d(idx, public_idx)

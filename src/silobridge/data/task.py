@@ -21,6 +21,9 @@ class TaskSpec:
     # labelled examples spent designing the task's prompt and verbalizer (outside the splits): they
     # count in every run's label budget
     design_labels: int = 0
+    # task 'tabular': the feature columns' schema as JSON (data.table.TableSchema.to_json): names, kinds and
+    # categories, public metadata like the label names; a record is then a row serialised as text
+    table: str = ""
 
     def answer_words(self) -> tuple[str, ...]:
         return self.verbalizer or self.label_names

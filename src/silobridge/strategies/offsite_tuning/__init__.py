@@ -18,5 +18,5 @@ class OffsiteTuning(Strategy):
     ModelSide = OffsiteTuningModel
     model_params = tuple(dict.fromkeys(EMULATOR_PARAMS + PROMPT_PARAMS))
     exposes = frozenset({"lm_weights", "inference_records", "private_model"})
-    kinds = frozenset(TaskKind)
+    kinds = frozenset({TaskKind.CLASSIFY, TaskKind.DOMAIN_LM})  # not tables (task tabular)
     model_lms = True

@@ -1,4 +1,4 @@
-from silobridge.strategies.base import Strategy, register
+from silobridge.strategies.base import Strategy, TaskKind, register
 from silobridge.strategies.sm_only.config import SMOnlyConfig
 from silobridge.strategies.sm_only.data_side import SMOnlyData
 
@@ -10,3 +10,4 @@ class SMOnly(Strategy):
     summary = "SM trained on the private labelled set alone (no LM, nothing crosses)"
     Config = SMOnlyConfig
     DataSide = SMOnlyData
+    kinds = frozenset({TaskKind.CLASSIFY, TaskKind.TABULAR})
