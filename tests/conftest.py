@@ -125,3 +125,36 @@ def model_service(tiny_lm_dir, tmp_path_factory):
     proc, url = start_service(tiny_lm_dir, tmp_path_factory.mktemp("service"))
     yield Remote(url, SERVICE_KEY)
     stop_service(proc)
+
+
+def write_tiny_table(path, n: int = 300, seed: int = 0):
+    """A tiny generated table (task 'tabular'): numeric, categorical and partly missing features, and a
+    label that depends on them; written as CSV to ``path``."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    income = np.round(rng.lognormal(10, 0.6, n), 2)
+    home = rng.choice(["rent", "own", "parents"], n)
+    score = np.where(rng.random(n) < 0.15, np.nan, np.round(rng.normal(600, 80, n)))
+    logit = (np.log(income) - 10) * 2 + (home == "own") * 1.0 - (age < 25) * 1.0 + rng.normal(0, 0.7, n)
+    df = pd.DataFrame({"age": age, "income": income, "home": home, "score": score,
+                       "label": np.where(logit > 0, "yes", "no")})
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_table(tmp_path_factory):
+    return write_tiny_table(tmp_path_factory.mktemp("table") / "loans.csv")
+
+
+@pytest.fixture
+def table_cfg(tiny_lm_dir, tiny_table):
+    """``small_cfg`` on the tiny generated table (task tabular, the boosting SM)."""
+    from silobridge.configs import apply_overrides, from_dict
+    from silobridge.settings import RunConfig
+
+    return from_dict(RunConfig, apply_overrides({}, SMALL + [f"lm.path={tiny_lm_dir}", "task=tabular",
+                                                             f"data.path={tiny_table}", "data.label_col=label"]))

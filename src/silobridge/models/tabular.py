@@ -65,6 +65,14 @@ class _TableSM:
         return proba
 
 
+def one_thread():
+    """OpenMP limited to one thread: on tables of a few thousand rows scikit-learn's boosting spends far
+    longer synchronising threads than computing (and it shares the CPU with the LM)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="openmp")
+
+
 class BoostedTrees(_TableSM):
     """scikit-learn's HistGradientBoostingClassifier on the parsed row. With validation records, the
     number of boosting iterations is chosen on their log-loss (early stopping), then refitted."""
@@ -86,6 +94,14 @@ class BoostedTrees(_TableSM):
 
     def fit(self, texts: list[str], targets: np.ndarray, sample_weight: np.ndarray | None = None,
             val: tuple[list[str], np.ndarray] | None = None) -> "BoostedTrees":
+        with one_thread():
+            return self._fit(texts, targets, sample_weight, val)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        with one_thread():
+            return super().predict_proba(texts)
+
+    def _fit(self, texts, targets, sample_weight, val) -> "BoostedTrees":
         X, ys, ws = self._prepare(texts, targets, sample_weight)
         if self.const is not None:
             return self
