@@ -1,6 +1,6 @@
 """Tables (task 'tabular'): where does the LM's reading of rows help? Both bundled credit tables, across
-private label budgets: sm-only with boosting and with LR, distill-public, router (and synthetic where it
-runs on tables), against lm-zero-shot (budget-free). Prints one markdown table: accuracy, AUC, bytes each
+private label budgets: sm-only with boosting and with LR, distill-public, router and synthetic-rows (the LM
+writes rows per class), against lm-zero-shot (budget-free). Prints one markdown table: accuracy, AUC, bytes each
 way, LM calls, ε, raw-row and canary hits, mean ± std over seeds.
 
 Each (table, budget, strategy, seed) is a normal `silobridge bench` run (its own process, resumable) under
@@ -22,7 +22,7 @@ from silobridge.configs import apply_overrides, from_dict
 from silobridge.settings import RunConfig, TaskKind
 from silobridge.strategies import get
 
-LM_STRATEGIES = ["distill-public", "synthetic", "router"]  # with the boosting SM, per budget
+LM_STRATEGIES = ["distill-public", "synthetic-rows", "router"]  # with the boosting SM, per budget
 
 
 def fmt(xs: list[float | None], spec: str = ".3f") -> str:

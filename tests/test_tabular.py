@@ -281,3 +281,31 @@ def test_run_help_describes_the_table_options():
 
 def test_the_task_kind_is_labelled():
     assert TaskKind.TABULAR.labelled and TaskKind.CLASSIFY.labelled and not TaskKind.DOMAIN_LM.labelled
+
+
+def test_synthetic_rows_keeps_valid_typical_rows(table_cfg, tmp_path, monkeypatch):
+    """The LM's replies (stubbed: rows in another case, chatter around them, broken ones) are parsed and
+    validated against the schema; the valid ones are filtered by the SM and train it. Only a config and
+    the rows cross; with no valid row the SM is the private rows' alone, and the report says so."""
+    from silobridge.parties.model_party import ModelParty
+
+    def replies(self, users, *args, desc=""):
+        good = "Sure! Here it is: AGE is 41. income is 52,000.00. home is Own. score is 640. Hope this helps."
+        return [good if i % 3 == 0 else ("age is 41. home is castle." if i % 3 == 1 else "no idea")
+                for i in range(len(users))]
+
+    cfg = dataclasses.replace(table_cfg, strategy={"per_class": 6, "agreement_keep": 1.0})
+    monkeypatch.setattr(ModelParty, "generate_replies", replies)
+    result = run("synthetic-rows", cfg, tmp_path / "a")
+    rep = result["report"]
+    assert rep["generated"] == 12 and rep["dropped"]["invalid"] == 8 and rep["valid"] == 1  # 4 good, 3 duplicates
+    assert rep["dropped"]["duplicate"] == 3 and rep["kept"] == 1 and rep["private_only"] is False
+    ledger = [json.loads(x) for x in (tmp_path / "a" / "ledger.jsonl").read_text().splitlines()]
+    assert [(e["sender"], e["kind"]) for e in ledger[2:4]] == [("data", "config"), ("model", "text")]
+    assert result["objectives"]["privacy"]["raw_record_hits"] == 0
+    monkeypatch.setattr(ModelParty, "generate_replies", lambda self, users, *a, desc="": ["nothing"] * len(users))
+    rep = run("synthetic-rows", cfg, tmp_path / "b")["report"]
+    assert rep["kept"] == 0 and rep["private_only"] is True and rep["invalid_reasons"] == {"no field": 12}
+    with pytest.raises(ConfigError, match="cannot run task 'classify'"):
+        run("synthetic-rows", dataclasses.replace(cfg, task=TaskKind.CLASSIFY, data=dataclasses.replace(
+            cfg.data, path=None)), tmp_path / "c")
