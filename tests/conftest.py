@@ -157,4 +157,5 @@ def table_cfg(tiny_lm_dir, tiny_table):
     from silobridge.settings import RunConfig
 
     return from_dict(RunConfig, apply_overrides({}, SMALL + [f"lm.path={tiny_lm_dir}", "task=tabular",
+                                                             "audit.exposure_references=100",
                                                              f"data.path={tiny_table}", "data.label_col=label"]))
