@@ -57,8 +57,8 @@ def variant(result: dict[str, Any]) -> str:
     """A row's name: the strategy, with what sets this run apart (an encoder SM, retrieval's source)."""
     cfg, name = result.get("config", {}), result["strategy"]
     extra = []
-    if cfg.get("sm", {}).get("kind") == "encoder":
-        extra.append("encoder SM")
+    if cfg.get("sm", {}).get("kind") in ("encoder", "logreg"):  # not the task's default SM (tfidf, boost)
+        extra.append(f"{cfg['sm']['kind']} SM")
     source = cfg.get("strategy", {}).get("source")
     if source and source != "private":
         extra.append(f"{source} source")
