@@ -76,9 +76,17 @@ class LMConfig:
     cache: bool = option(False, "reuse the model party's work across runs: LM label scores (same LM, prompt, "
                                 "text) and distilled emulators (same LM, plan, settings, texts); for sweeps: "
                                 "model-party seconds then exclude it (see lm_queries.cached, report.distill_cached)")
+    watermark: bool = option(False, "green-list watermark (Kirchenbauer et al. 2023) on all text the model party's LM "
+                                    "generates (strategies and the OpenAI-compatible API); the model party detects it")
+    watermark_bias: float = option(2.0, "watermark: logit bias delta added to green-list tokens")
+    watermark_gamma: float = option(0.25, "watermark: share of the vocabulary on the green list")
+    watermark_key: int = option(15485863, "watermark: the hashing key that seeds the green lists (the LM owner's "
+                                          "secret: set your own; whoever holds it can detect and forge)")
 
     def __post_init__(self) -> None:
         check(self.threads >= 1, "lm.threads", self.threads, ">= 1")
+        check(self.watermark_bias > 0, "lm.watermark_bias", self.watermark_bias, "> 0")
+        check(0 < self.watermark_gamma < 1, "lm.watermark_gamma", self.watermark_gamma, "in (0, 1)")
         check(self.dtype in ("auto", "float32", "bfloat16", "float16"), "lm.dtype", self.dtype,
               "one of auto, float32, bfloat16, float16")
         check(self.device in ("auto", "cpu", "cuda"), "lm.device", self.device, "one of auto, cpu, cuda")
@@ -144,6 +152,10 @@ class AuditConfig:
 
     extraction: bool = option(True, "extraction fidelity: top-1 next-token agreement of the emulator the data "
                                     "party received with the LM, on data.n_lm_eval held-out test texts")
+    watermark: bool = option(True, "where the model party's LM watermarks (lm.watermark), its detector's z-scores "
+                                   "of the LM-written texts the data party received and of as many public texts")
+    watermark_z: float = option(4.0, "z-score at or above which a text counts as watermarked (4: a one-sided "
+                                     "false-positive rate of 3e-5 on text written without the key)")
 
     def __post_init__(self) -> None:
         check(self.exposure_references >= 1, "audit.exposure_references", self.exposure_references, ">= 1")

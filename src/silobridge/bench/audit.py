@@ -25,6 +25,7 @@ class Auditor:
         self.records_declared: set[int] = set()
         self.exposures: dict[str, Counter[str]] = {}  # exposure -> carriers, texts, bytes
         self.declared_share = 0.0  # the largest share of LM parameters the model party declared sending
+        self.generated: list[str] = []  # texts the model party sent (its LM's writing): for watermark detection
 
     def __call__(self, entry: Entry, carrier: Carrier, payload: bytes) -> None:
         self.canary_hits += sum(s in payload for s in self.secrets)
@@ -34,6 +35,8 @@ class Auditor:
                 carriers=1, texts=len(carrier.texts()), bytes=entry.bytes)
         if entry.sender == "model":
             self.declared_share = max(self.declared_share, declared_lm_share(carrier))
+            if carrier.kind == "text":
+                self.generated += carrier.texts()
 
     def _count_records(self, carrier: Carrier) -> None:
         for text in texts(carrier):

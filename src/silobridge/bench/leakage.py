@@ -97,6 +97,28 @@ def extraction(ask: Callable[[dict], dict], data_lms: dict[str, Any], texts: lis
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
+def watermark(ask: Callable[[dict], dict], generated: list[str], plain: list[str], z: float,
+              lengths: tuple[int, ...] = (16, 32, 64)) -> dict[str, Any] | None:
+    """The LM owner's detector on what its LM wrote for the data party (``generated``) and on as many
+    texts written without the key (``plain``): mean z and the share at or above ``z``, over each text's
+    first n tokens and whole (``None``: the LM does not watermark)."""
+    t0 = time.perf_counter()
+    plain = plain[:len(generated)]
+    asked = [*lengths, None]
+    got = ask({"watermark": generated + plain, "max_tokens": asked})["watermark"]
+    if got is None:
+        return None
+    out: dict[str, Any] = {"z_threshold": z, "generated": len(generated), "plain": len(plain)}
+    for n in asked:
+        zs = np.array([np.nan if v is None else v for v in got[str(n)]], dtype=float)
+        g, p = zs[:len(generated)], zs[len(generated):]
+        out["whole" if n is None else f"first_{n}"] = {
+            "generated_mean_z": round(float(np.nanmean(g)), 3), "generated_detected": round(float(np.mean(g >= z)), 4),
+            "plain_mean_z": round(float(np.nanmean(p)), 3) if len(p) else None,
+            "plain_flagged": round(float(np.mean(p >= z)), 4) if len(p) else None}
+    return out | {"seconds": round(time.perf_counter() - t0, 3)}
+
+
 def privacy_fields(mia: dict[str, Any] | None, canary: dict[str, Any] | None = None) -> dict[str, Any]:
     """The result's headline fields: null where no attack applied, never omitted. ``canary_exposure``: the
     deployed LM's largest exposure over the canaries (bits, rank among the sampled candidates)."""

@@ -16,14 +16,15 @@ from typing import Any
 
 from silobridge import __version__, progress
 from silobridge.bench.audit import Auditor
-from silobridge.bench.leakage import canary_exposure, deployed_sm, extraction, privacy_fields, sm_membership
+from silobridge.bench.leakage import (canary_exposure, deployed_sm, extraction, privacy_fields, sm_membership,
+                                      watermark)
 from silobridge.bench.metrics import utility
 from silobridge.boundary import Config, Entry, Ledger, TextBatch, expect
 from silobridge.configs import from_dict, to_dict
 from silobridge.data import load_table, make_splits
 from silobridge.data.loaders import load_bundled
-from silobridge.data.task import Splits
 from silobridge.data.tabular import load_tabular, row_index
+from silobridge.data.task import Splits
 from silobridge.errors import ConfigError
 from silobridge.models.device import resolve
 from silobridge.parties import DataParty
@@ -184,6 +185,10 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         extract = None
         if cfg.audit.extraction and received and data.model.session and eval_texts:
             extract = extraction(lambda req: transport.audit(data.model.session, req), received, eval_texts)
+        marks = None
+        if cfg.audit.watermark and auditor.generated and data.model.session:
+            marks = watermark(lambda req: transport.audit(data.model.session, req), auditor.generated,
+                              splits.public, cfg.audit.watermark_z)
         data.model.close()
         sid = data.model.session
         theirs, model_report = (transport.ledger(sid), transport.report(sid)) if sid else ([], {})
@@ -193,7 +198,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     if "deployed" in lm_rows:
         util |= {"perplexity": lm_rows["deployed"]["perplexity"],
                  "next_token_accuracy": lm_rows["deployed"]["next_token_accuracy"]}
-    audit_s = (canary.pop("seconds") if canary else 0.0) + (extract.pop("seconds") if extract else 0.0)
+    audit_s = sum(x.pop("seconds") for x in (canary, extract, marks) if x)
     wall = time.perf_counter() - t_start - audit_s
     mia = membership(cfg, side, data, splits)
     audit_s += mia.pop("seconds") if mia else 0.0
@@ -233,7 +238,9 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                 "pii_masked": data.sanitiser.report()["entities_masked"] if data.sanitiser else None,
             } | privacy_fields(mia, canary),
             "model_leakage": auditor.model_leakage(float(model_report.get("lm_param_share_exact", 0.0)))
-            | {"extraction_agreement": extract["agreement"]["emulator"] if extract else None},
+            | {"extraction_agreement": extract["agreement"]["emulator"] if extract else None,
+               # share of the LM-written texts the data party received that the LM owner detects as its own
+               "watermark_detected": marks["whole"]["generated_detected"] if marks else None},
             "compute": {
                 "data_party_seconds": round(t_fit + t_pred - wait, 3),
                 "model_party_seconds": round(model_s, 3),
@@ -253,7 +260,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                    "test": len(splits.test), "canaries": len(data.secrets)},
         "report": side.report | ({"lm_eval": lm_rows} if lm_rows else {}) | ({"membership": mia} if mia else {})
         | ({"canary_exposure": canary} if canary else {}) | ({"extraction": extract} if extract else {})
-        | ({"sanitisation": data.sanitiser.report()} if data.sanitiser else {}),
+        | ({"sanitisation": data.sanitiser.report()} if data.sanitiser else {})
+        | ({"watermark": marks} if marks else {}),
         "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__,
                 "data_party": {"device": str(placement[0]), "dtype": str(placement[1]).removeprefix("torch.")},
                 "model_party": {k: model_report[k] for k in ("device", "dtype") if k in model_report}},

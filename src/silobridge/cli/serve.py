@@ -100,11 +100,12 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
             raise ConfigError(f"--max-model-len {max_model_len} is too small", where="--max-model-len",
                               fix="pass at least 16")
         from silobridge.models.lm import load_lm
+        from silobridge.privacy.watermark import with_watermark
         from silobridge.serving.engine import CompletionEngine
 
         c = cfg.lm
         name = served_model_name or (Path(c.path).name if c.path else "smollm2-135m-instruct")
-        engine = CompletionEngine(lambda: load_lm(c.path, c.threads, c.dtype, c.device), name,
+        engine = CompletionEngine(lambda: with_watermark(load_lm(c.path, c.threads, c.dtype, c.device), c), name,
                                   server.home / "openai-calls.jsonl", max_model_len=max_model_len,
                                   window=batch_window_ms / 1000)
     scheme = "https" if certfile else "http"

@@ -79,6 +79,8 @@ def complete(lm: CausalLM, prompts: list[list[int]], max_tokens: int, temperatur
         torch.manual_seed(seed)
     sample = temperature > 0
     kw = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {"do_sample": False}
+    if lm.watermark is not None:  # log-probs stay the model's own (unwarped), as before
+        kw["watermarking_config"] = lm.watermark
     out = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), max_new_tokens=max_tokens,
                          pad_token_id=pad, output_logits=True, return_dict_in_generate=True, **kw)
     new = out.sequences[:, width:].cpu()

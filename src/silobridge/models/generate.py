@@ -24,7 +24,8 @@ def generate(lm: CausalLM, prompts: list[str], max_new_tokens: int = 64, tempera
         enc = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
         gen = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=True,
                              temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                             pad_token_id=tok.pad_token_id)
+                             pad_token_id=tok.pad_token_id,
+                             **({"watermarking_config": lm.watermark} if lm.watermark is not None else {}))
         new = gen[:, enc["input_ids"].shape[1]:]
         lm.meter.calls += len(new)
         lm.meter.tokens_in += int(enc["attention_mask"].sum())

@@ -70,6 +70,7 @@ class CausalLM:
     name: str
     meter: Meter = field(default_factory=Meter)
     _digest: str | None = field(default=None, repr=False)
+    watermark: object | None = None  # a transformers WatermarkingConfig: every generation is watermarked
 
     def parameters(self):
         """The parameters as float32 numpy arrays (bfloat16 values upcast exactly)."""

@@ -32,6 +32,7 @@ from silobridge.models.lm import (CausalLM, Meter, build_prompt, load_lm, score_
                                  truncate_texts)
 from silobridge.models.remote import TOP_K, OpenAILM, is_remote
 from silobridge.parties.batching import ScoreBatcher
+from silobridge.privacy.watermark import with_watermark
 from silobridge.rng import PartyRNG
 from silobridge.settings import LMConfig, PolicyConfig, TaskKind
 
@@ -134,7 +135,9 @@ class ModelParty:
         settings does not redo them. Returns (texts, cached?)."""
         if not self.cache:
             return compute(), False
-        digest = hashlib.sha256(json.dumps([self.lm_identity(), *key]).encode()).hexdigest()[:20]
+        mark = self._lm_config
+        wm = [["watermark", mark.watermark_key, mark.watermark_gamma, mark.watermark_bias]] if mark.watermark else []
+        digest = hashlib.sha256(json.dumps([self.lm_identity(), *wm, *key]).encode()).hexdigest()[:20]
         path = self.cache_dir / f"{what}-{digest}.json"
         try:
             texts = json.loads(path.read_text())["texts"]
@@ -172,7 +175,7 @@ class ModelParty:
                              fix=f"use a local LM for this strategy, or one of: {', '.join(black_box_strategies())}")
         if self._lm is None:
             c = self._lm_config
-            self._lm = load_lm(c.path, c.threads, c.dtype, c.device)
+            self._lm = with_watermark(load_lm(c.path, c.threads, c.dtype, c.device), c)
             self._lm.meter = self.meter
         return self._lm
 
@@ -369,29 +372,12 @@ class ModelServer:
 
     def audit(self, sid: str, request: dict[str, Any]) -> dict[str, Any]:
         """The auditor's measurement on an open session (not protocol: no carrier, no ledger entry, not
-        billed): each causal LM the session deploys scores ``request['candidates']`` after
-        ``request['prefix']`` (summed NLL), for canary exposure; or the LM's top-1 next tokens over
-        ``request['next_tokens']`` (texts), for extraction fidelity. It reveals what a perplexity query would."""
-        from silobridge.models.causal import continuation_nll, next_token_top1
+        billed); see :mod:`silobridge.parties.audit_hook`."""
+        from silobridge.parties.audit_hook import answer
 
-        if "next_tokens" in request:  # extraction fidelity: the LM's own next tokens, as the owner holds it
-            texts = request["next_tokens"]
-            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-                raise BoundaryError("bad audit request", where="model.audit", fix="send {'next_tokens': [str, ...]}")
-            s = self.session(sid)
-            if s.party.black_box:
-                return {"next_tokens": None}
-            with s.lock, self._lock, s.rng.scope():
-                lm = s.side.language_models().get("lm") or s.party.lm  # the untuned LM where one is listed
-                return {"next_tokens": next_token_top1(lm, texts).tolist()}
-        prefix, cands = request.get("prefix"), request.get("candidates")
-        if not isinstance(prefix, str) or not isinstance(cands, list) or not all(isinstance(c, str) for c in cands):
-            raise BoundaryError("bad audit request", where="model.audit",
-                                fix="send {'prefix': str, 'candidates': [str, ...]}")
         s = self.session(sid)
         with s.lock, self._lock, s.rng.scope():
-            return {"lms": {name: continuation_nll(lm, prefix, cands).tolist()
-                            for name, lm in s.side.language_models().items()}}
+            return answer(s.side, s.party, request)
 
     def stats(self) -> dict[str, Any]:
         """Counters of the service: open sessions; scoring requests, forward rounds and texts batched."""
