@@ -1,3 +1,4 @@
+import math
 from dataclasses import dataclass
 
 from silobridge.configs import check, option
@@ -15,6 +16,20 @@ class SyntheticRowsConfig:
     agreement_keep: float = option(0.8, "share of each class's valid rows kept: those an SM trained on the private "
                                         "rows finds most typical of their claimed class (1 = keep all)")
     alpha: float = option(1.0, "weight of a kept synthetic row relative to a private one")
+    # --- DP class-conditional summaries that steer the rows ------------------------------------------
+    summaries: bool = option(False, "send DP summaries of each class's private rows (category shares, numeric "
+                                    "quartiles, missing shares; privacy/row_summary.py) for the LM to write rows "
+                                    "like them. Off by default: it spends strategy.summary_epsilon of the private "
+                                    "rows (the run then reports that ε, not 0), and its gain on the bundled tables "
+                                    "is not measured yet")
+    summary_epsilon: float = option(1.0, "DP ε of the summaries' release (Gaussian mechanism; recorded in the ledger "
+                                         "and reported as the run's ε)")
+    summary_delta: float = option(1e-5, "DP δ of the summaries' release (keep it below 1 / private rows)")
+    summary_bins: int = option(4, "cells of each numeric column, cut at quantiles of the public rows (more: "
+                                  "finer ranges, each count noisier relative to its size)")
+    noise_seed: int | None = option(None, "seed of the summaries' DP noise; empty = fresh OS entropy. A known seed "
+                                          "lets anyone subtract the noise: set it only for tests and reproducible "
+                                          "experiments")
 
     def __post_init__(self) -> None:
         check(1 <= self.per_class <= 10_000, "strategy.per_class", self.per_class, "in [1, 10000]")
@@ -25,3 +40,7 @@ class SyntheticRowsConfig:
         check(0 < self.min_field_share <= 1, "strategy.min_field_share", self.min_field_share, "in (0, 1]")
         check(0 < self.agreement_keep <= 1, "strategy.agreement_keep", self.agreement_keep, "in (0, 1]")
         check(self.alpha >= 0, "strategy.alpha", self.alpha, ">= 0")
+        check(math.isfinite(self.summary_epsilon) and self.summary_epsilon > 0, "strategy.summary_epsilon",
+              self.summary_epsilon, "a finite number > 0")
+        check(0 < self.summary_delta < 1, "strategy.summary_delta", self.summary_delta, "in (0, 1)")
+        check(1 <= self.summary_bins <= 20, "strategy.summary_bins", self.summary_bins, "in [1, 20]")

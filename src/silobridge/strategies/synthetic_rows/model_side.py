@@ -1,7 +1,9 @@
-"""synthetic-rows, model side: the LM writes rows of each class from public task metadata only (the
-description, the answer words and the schema: column names, kinds, categories)."""
+"""synthetic-rows, model side: the LM writes rows of each class from public task metadata (the
+description, the answer words and the schema: column names, kinds, categories) and, when the data party
+sends them, DP summaries of each class's private rows (privacy/row_summary.py), written into the prompt."""
 from __future__ import annotations
 
+import math
 import re
 
 from silobridge.boundary import Carrier, Config, TextBatch
@@ -9,8 +11,9 @@ from silobridge.data.table import CATEGORICAL, TableSchema
 from silobridge.errors import BoundaryError
 from silobridge.strategies.base import ModelSide
 
-ASK = ("Write one new, realistic {what} of the class '{word}'. Write every field as one sentence, in this "
+ASK = ("Write one new, realistic {what} of the class '{word}'. {hint}Write every field as one sentence, in this "
        "format: {form} Reply with the record only.")
+HINT = "In such records (a noisy summary): {facts}. "
 MAX_PER_CLASS = 10_000
 
 
@@ -24,12 +27,65 @@ def row_format(schema: TableSchema) -> str:
     return " ".join(parts)
 
 
-def requests(task, per_class: int) -> tuple[list[str], list[int]]:
+def _number(col, x: float) -> str:
+    return f"{x:,.{col.decimals}f}"
+
+
+def describe(schema: TableSchema, summary: dict) -> str:
+    """One class's summaries (row_summary.summarise) as the prompt's facts, '' when there are none:
+    "age: median 41, most between 30 and 52; home: rent 45%, own 35%, parents 20%; score missing in 15%"."""
+    facts = []
+    for col in schema.columns:
+        s, text = summary.get(col.name) or {}, ""
+        if col.kind == CATEGORICAL and s.get("shares"):
+            ranked = sorted(s["shares"].items(), key=lambda kv: -kv[1])
+            text = f"{col.name}: " + ", ".join(f"{cat} {round(100 * share)}%" for cat, share in ranked
+                                               if share >= 0.005)
+        elif "median" in s:
+            text = (f"{col.name}: median {_number(col, s['median'])}, most between {_number(col, s['low'])} and "
+                    f"{_number(col, s['high'])}")
+        if s.get("missing", 0) >= 0.05:
+            note = f"missing in {round(100 * s['missing'])}%"
+            text = f"{text}, {note}" if text else f"{col.name} {note}"
+        if text:
+            facts.append(text)
+    return "; ".join(facts)
+
+
+def check_summaries(schema: TableSchema, n_classes: int, summaries) -> list[dict]:
+    """The received summaries, checked (the model party trusts no carrier): one dict per class, known
+    columns, finite numbers, known categories; a BoundaryError otherwise."""
+    def bad(what: str) -> BoundaryError:
+        return BoundaryError(f"bad row summaries: {what}", where="model.generate",
+                             fix="send one summary per class, as privacy.row_summary.summarise writes them")
+
+    if not isinstance(summaries, list) or len(summaries) != n_classes:
+        raise bad(f"expected a list of {n_classes} (one per class)")
+    cols = {c.name: c for c in schema.columns}
+    for per in summaries:
+        if not isinstance(per, dict) or not set(per) <= set(cols):
+            raise bad(f"unknown column(s) {sorted(set(per) - set(cols)) if isinstance(per, dict) else per!r}")
+        for name, s in per.items():
+            if not isinstance(s, dict):
+                raise bad(f"column '{name}': not a dict")
+            numbers = [v for k, v in s.items() if k != "shares"] + list((s.get("shares") or {}).values())
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+                raise bad(f"column '{name}': values must be finite numbers")
+            if "median" in s and not {"low", "high"} <= set(s):
+                raise bad(f"column '{name}': a median without its low and high quartiles")
+            if set(s.get("shares") or {}) - set(cols[name].categories):
+                raise bad(f"column '{name}': unknown categories")
+    return summaries
+
+
+def requests(task, per_class: int, summaries: list[dict] | None = None) -> tuple[list[str], list[int]]:
     schema = TableSchema.from_json(task.table)
     what = re.sub(r"^(a|an|the)\s+", "", task.description.strip(), flags=re.IGNORECASE).split(" (")[0]
     users, labels = [], []
     for c, word in enumerate(task.answer_words()):
-        users += [ASK.format(what=what, word=word, form=row_format(schema))] * per_class
+        facts = describe(schema, summaries[c]) if summaries else ""
+        hint = HINT.format(facts=facts) if facts else ""
+        users += [ASK.format(what=what, word=word, hint=hint, form=row_format(schema))] * per_class
         labels += [c] * per_class
     return users, labels
 
@@ -39,7 +95,8 @@ class SyntheticRowsModel(ModelSide):
         return {"generate": self.generate}
 
     def generate(self, carrier: Carrier) -> Carrier:
-        """Config{per_class, seed} -> TextBatch of rows the LM wrote, each with the class it was asked for."""
+        """Config{per_class, seed[, summaries]} -> TextBatch of rows the LM wrote, each with the class it was
+        asked for (``summaries``: per class, the DP summaries the prompt then states)."""
         cfg, party = self.config, self.party
         if not isinstance(carrier, Config):
             raise BoundaryError(f"'generate' expects a config carrier, got '{carrier.kind}'", where="model.generate")
@@ -51,7 +108,11 @@ class SyntheticRowsModel(ModelSide):
         if not 1 <= per_class <= MAX_PER_CLASS or not party.task.table:
             raise BoundaryError(f"per_class={per_class} out of range, or not a table task", where="model.generate",
                                 fix=f"ask for 1..{MAX_PER_CLASS} rows per class of a task 'tabular'")
-        users, labels = requests(party.task, per_class)
+        summaries = carrier.values.get("summaries")
+        if summaries is not None:
+            schema = TableSchema.from_json(party.task.table)
+            summaries = check_summaries(schema, len(party.task.label_names), summaries)
+        users, labels = requests(party.task, per_class, summaries)
         params = [cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, seed]
         texts, _ = party.memo_texts("rows", [users, *params], lambda: party.generate_replies(
             users, *params, desc="LM writing rows"))
