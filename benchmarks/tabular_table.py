@@ -1,7 +1,9 @@
 """Tables (task 'tabular'): where does the LM's reading of rows help? Both bundled credit tables, across
 private label budgets: sm-only with boosting and with LR, distill-public, router and synthetic-rows (the LM
-writes rows per class), against lm-zero-shot (budget-free). Prints one markdown table: accuracy, AUC, bytes each
-way, LM calls, ε, raw-row and canary hits, mean ± std over seeds.
+writes rows per class), against lm-zero-shot (budget-free), with its prompt as written and with the prompt's
+answer words and their assignment to the classes chosen on the validation rows (strategy.choose_prompt: it
+sends them to the LM, declared, and uses their labels, which the run's label budget counts). Prints one markdown
+table: accuracy, AUC, bytes each way, LM calls, ε, raw-row and canary hits, mean ± std over seeds.
 
 Each (table, budget, strategy, seed) is a normal `silobridge bench` run (its own process, resumable) under
 OUT/<table>/<sm>-budget<N>/; the LM score cache is on, so public and test rows are scored once per row
@@ -91,6 +93,10 @@ def main() -> None:
         zs = sweep(["lm-zero-shot"], base, out / table / "zero-shot")["lm-zero-shot"]
         majority[table] = zs[0]["objectives"]["utility"]["majority_baseline"]
         lines.append(row(table, "-", "lm-zero-shot", zs))
+        print(f"{table}: lm-zero-shot, prompt chosen on the validation rows", flush=True)
+        chosen = sweep(["lm-zero-shot"], base + ["strategy.choose_prompt=true"],
+                       out / table / "zero-shot-chosen")["lm-zero-shot"]
+        lines.append(row(table, "-", "lm-zero-shot (prompt chosen on val.)", chosen))
         for n in budgets:
             print(f"{table}: budget {n}", flush=True)
             at = base + [f"data.n_private={n}"]

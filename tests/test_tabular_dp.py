@@ -152,3 +152,92 @@ def test_the_model_side_refuses_malformed_summaries(table):
         with pytest.raises(BoundaryError, match=match):
             check_summaries(schema, 2, bad)
     assert Config(values={"summaries": ok}).texts() == []  # a config: statistics, no text item
+
+
+# --- lm-zero-shot: the prompt chosen on validation rows ---------------------------------------------------------
+def signal(schema, text):
+    row = schema.parse(text)
+    return 2 * (math.log(row["income"] or 20000) - 10) + (row["home"] == "own")
+
+
+def inverted_lm(monkeypatch, calls):
+    """The LM stubbed: its first answer word wins on rows with a high income and the 'own' home, which in
+    the tiny table is the second class (a prompt whose words read the wrong way round, like credit-scoring's
+    bad/good); under a template with 'Row:' the signal is weaker (noisier)."""
+    from silobridge.parties.model_party import ModelParty
+
+    def score(self, texts, user_template, label_words, *args, **kw):
+        calls.append((list(texts), user_template, tuple(label_words)))
+        out = []
+        for t in texts:
+            z = signal(schema_of(self.task), t)
+            if "Row:" in user_template:
+                z = 0.3 * z + (hash(t) % 7 - 3)
+            out.append([z, -z])
+        return np.array(out)
+
+    monkeypatch.setattr(ModelParty, "score_labels", score)
+
+
+def test_zero_shot_prompt_is_chosen_on_validation_rows(table_cfg, tmp_path, monkeypatch):
+    from sklearn.metrics import roc_auc_score
+
+    calls: list = []
+    inverted_lm(monkeypatch, calls)
+    splits = load_splits(table_cfg)
+    written = run("lm-zero-shot", table_cfg, tmp_path / "a")
+    assert written["objectives"]["utility"]["auc"] < 0.3  # as written: inverted
+    assert "prompt_choice" not in written["report"]
+    calls.clear()
+    cfg = dataclasses.replace(table_cfg, strategy={"choose_prompt": True, "templates": ["Row: {text} {labels}?"],
+                                                   "label_word_sets": ["yes/no"]})
+    chosen = run("lm-zero-shot", cfg, tmp_path / "b")
+    o, rep = chosen["objectives"], chosen["report"]["prompt_choice"]
+    assert o["utility"]["auc"] > 0.7  # the validation rows turned it the right way round
+    assert rep["chosen"]["orientation"] == ["yes", "no"] and rep["chosen"]["auc"] > 0.7 > 0.3 > rep["as_written"]
+    assert rep["chosen"]["candidate"] == 0 and len(rep["tried"]) == 2 * 2 * 2  # templates x word sets x orientations
+    # the labels it used are the validation split's, in the label budget the result reports
+    assert rep["labels_used"] == len(splits.val) == o["labels"]["validation"] > 0
+    assert o["labels"]["total"] >= rep["labels_used"] + o["labels"]["private"]
+    # what the LM scored before the test rows: validation rows (4 candidates) and public calibration rows only
+    first_test = next(i for i, (texts, _, _) in enumerate(calls) if texts == splits.test.texts)
+    before = [texts for texts, _, _ in calls[:first_test]]
+    assert sum(texts == splits.val.texts for texts in before) == 4
+    assert all(texts in (splits.val.texts, splits.public[:len(texts)]) for texts in before)
+    assert not set(splits.test.texts) & {t for texts in before for t in texts}
+    # declared: the validation rows crossed as 'validation_records', once per (template, words) candidate
+    assert o["privacy"]["exposures"]["validation_records"] | {"bytes": 0} == {"carriers": 4, "texts": 4 * len(
+        splits.val), "bytes": 0}
+    assert o["privacy"]["raw_record_hits"] == o["privacy"]["declared_exposures"] >= len(splits.val) + len(splits.test)
+    # the chosen figure is the validation rows' own (the data party holds no test label to read)
+    schema = schema_of(splits.task)
+    z = [signal(schema, t) for t in splits.val.texts]
+    assert rep["chosen"]["auc"] == pytest.approx(roc_auc_score(splits.val.labels == 1, z), abs=1e-3)
+    assert rep["chosen"]["auc"] != pytest.approx(o["utility"]["auc"], abs=1e-3)
+
+
+def test_prompt_choice_settings_are_checked(table_cfg, tmp_path):
+    from silobridge.strategies.lm_zero_shot.choice import LMZeroShotModel
+    from silobridge.strategies.lm_zero_shot.config import LMZeroShotConfig
+
+    with pytest.raises(ConfigError, match="strategy.templates"):
+        LMZeroShotConfig(choose_prompt=True, templates=("no placeholder",))
+    with pytest.raises(ConfigError, match="strategy.label_word_sets"):
+        LMZeroShotConfig(choose_prompt=True, label_word_sets=("yes",))
+    with pytest.raises(ConfigError, match="strategy.choose_prompt"):
+        LMZeroShotConfig(templates=("{text}",))  # candidates without the choice
+    with pytest.raises(ConfigError, match="strategy.choose_prompt"):
+        LMZeroShotConfig(choose_prompt=True, n_shots=1)
+    cfg = dataclasses.replace(table_cfg, strategy={"choose_prompt": True, "label_word_sets": ["a/b/c"]})
+    with pytest.raises(ConfigError, match="3 words for 2 classes"):
+        run("lm-zero-shot", cfg, tmp_path / "a")
+
+    class Party:
+        task = load_splits(table_cfg).task
+
+    side = LMZeroShotModel(LMZeroShotConfig(), Party())
+    for values in ({}, {"template": "x", "label_words": ["a", "b"]}, {"template": "{text}", "label_words": ["a"]}):
+        with pytest.raises(BoundaryError, match="bad prompt"):
+            side.prompt(Config(values=values))
+    side.prompt(Config(values={"template": "Q: {text}", "label_words": ["low", "high"]}))
+    assert side.config.template == "Q: {text}" and side.config.label_words == ("low", "high")
