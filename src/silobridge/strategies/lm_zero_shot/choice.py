@@ -103,7 +103,7 @@ class LMZeroShotData(LMServedData):
         self.report = {"prompt_choice": {
             "metric": metric, "labels_used": len(data.val), "split": "validation",
             "templates": list(dict.fromkeys(t for t, _, _ in scored)),
-            "chosen": {k_: v for k_, v in best.items()}, "as_written": tried[0][metric],
+            "chosen": dict(best), "as_written": tried[0][metric],
             "tried": tried}}
 
     def predict_proba(self, data: DataParty, texts: list[str]) -> np.ndarray:
