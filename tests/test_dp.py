@@ -72,7 +72,7 @@ def test_dp_sgd_on_the_top_layers_trains_only_them(tiny_lm_dir):
 
     from silobridge.models.lm import load_lm
     from silobridge.models.lora import LoraSpec, add_lora
-    from silobridge.privacy.dp import dp_train_causal
+    from silobridge.models.dp_train import dp_train_causal
 
     lm = load_lm(tiny_lm_dir, dtype="float32")
     top = len(lm.model.model.layers) - 1
@@ -89,7 +89,7 @@ def test_dp_sgd_on_the_top_layers_trains_only_them(tiny_lm_dir):
 def _dp_adapters(tiny_lm_dir, noise_seed, epsilon=8.0, epochs=1, batch_size=8):
     from silobridge.models.lm import load_lm
     from silobridge.models.lora import LoraSpec, add_lora
-    from silobridge.privacy.dp import dp_train_causal
+    from silobridge.models.dp_train import dp_train_causal
 
     lm = load_lm(tiny_lm_dir, dtype="float32")
     gen = add_lora(lm.model, [len(lm.model.model.layers) - 1], LoraSpec(r=4, alpha=8))

@@ -54,6 +54,19 @@ def test_score_is_the_documented_formula():
     assert r["lm-zero-shot"].mean["epsilon"] == 0.0  # queries cross, declared; no training record does
 
 
+def test_a_declared_exposure_under_dp_counts_by_its_epsilon():
+    """Adapters trained on private records cross declared ('private_model'): without DP the records' ε is
+    unbounded; when every such carrier carries a DP spend (dp-offsite-tuning), the run's ε is what counts."""
+    from silobridge.bench.score import epsilon_of
+
+    plain = result("offsite-tuning", 0.6, exposures={"private_model": {"carriers": 1, "texts": 0}})
+    dp = result("dp-offsite-tuning", 0.6, eps=8.0,
+                exposures={"private_model": {"carriers": 1, "texts": 0, "dp_carriers": 1}})
+    part = result("dp-offsite-tuning", 0.6, eps=8.0,
+                  exposures={"private_model": {"carriers": 2, "texts": 0, "dp_carriers": 1}})
+    assert math.isinf(epsilon_of(plain)) and epsilon_of(dp) == 8.0 and math.isinf(epsilon_of(part))
+
+
 def test_fronts_name_the_dominated():
     f = fronts(rows_of(RUNS))
     assert f["bytes"][0] == "lm-finetune-private" and "sm-only" in f["bytes"]

@@ -23,6 +23,7 @@ CONTRACT = {
 
 # options that keep the tiny runs fast (the full-vocabulary distillation dominates otherwise)
 FAST = {"emulator": {"distill_steps": 3}, "offsite-tuning": {"distill_steps": 3}, "proxy-tuning": {"distill_steps": 3},
+        "dp-offsite-tuning": {"distill_steps": 3, "dp_epochs": 1, "noise_seed": 0},
         "speculative": {"distill_steps": 3, "prompts": 3, "max_new_tokens": 8},
         "dp-synthetic": {"cut_bottom": 1, "cut_top": 1, "distill_steps": 2, "per_class": 4, "gen_epochs": 1,
                          "min_words": 0, "max_new_tokens": 8, "noise_seed": 0},
@@ -87,10 +88,12 @@ def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tm
     else:
         assert p["canary_exposure"] is None
     ext = on_disk["objectives"]["model_leakage"]["extraction_agreement"]
-    if name in ("emulator", "offsite-tuning"):  # the data party holds an emulator: how well it copies the LM
-        assert 0.0 <= ext <= 1.0 and on_disk["report"]["extraction"]["tokens"] > 0
+    if name in ("emulator", "offsite-tuning", "dp-offsite-tuning"):  # the data party holds an emulator
+        assert 0.0 <= ext <= 1.0 and on_disk["report"]["extraction"]["tokens"] > 0  # how well it copies the LM
     else:
         assert ext is None
+    if name == "dp-offsite-tuning":  # the adapters' DP-SGD: its epsilon is the run's, under the target
+        assert 0 < p["epsilon"] == on_disk["report"]["epsilon_spent"] <= on_disk["report"]["epsilon_target"]
     ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     c = on_disk["objectives"]["communication"]
     assert c["messages"] == len(ledger)

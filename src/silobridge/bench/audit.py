@@ -32,7 +32,8 @@ class Auditor:
         self._count_records(carrier)
         if carrier.exposure:
             self.exposures.setdefault(carrier.exposure, Counter()).update(
-                carriers=1, texts=len(carrier.texts()), bytes=entry.bytes)
+                carriers=1, texts=len(carrier.texts()), bytes=entry.bytes,
+                **({"dp_carriers": 1} if carrier.privacy else {}))  # under a DP guarantee (its ε in the ledger)
         if entry.sender == "model":
             self.declared_share = max(self.declared_share, declared_lm_share(carrier))
             if carrier.kind == "text":

@@ -72,7 +72,9 @@ def epsilon_of(result: dict[str, Any]) -> float:
     from silobridge.strategies import all_strategies
 
     p = result["objectives"]["privacy"]
-    exposed = any(p.get("exposures", {}).get(k) for k in RECORD_EXPOSURES)
+    exposures = p.get("exposures", {})  # a declared exposure all of whose carriers were DP counts by its ε
+    exposed = any(exposures.get(k) and exposures[k].get("carriers", 1) > exposures[k].get("dp_carriers", 0)
+                  for k in RECORD_EXPOSURES)
     # measured: a canary, or a protected record that crossed outside every declared exposure (inference and
     # evaluation texts cross declared; they are the queries and the harness's held-out texts, not training data)
     leaked = p.get("canary_hits", 0) > 0 or p.get("raw_record_hits", 0) > p.get("declared_exposures", 0)

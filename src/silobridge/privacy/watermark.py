@@ -5,12 +5,15 @@ counts green tokens against the ``gamma`` share expected of text written without
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from silobridge.models.lm import CausalLM
 from silobridge.settings import LMConfig
+
+if TYPE_CHECKING:  # the privacy room needs no model code: a CausalLM is only passed through
+    from silobridge.models.lm import CausalLM
 
 
 def watermarking(cfg: LMConfig):
@@ -23,7 +26,7 @@ def watermarking(cfg: LMConfig):
                               hashing_key=cfg.watermark_key, seeding_scheme="lefthash", context_width=1)
 
 
-def with_watermark(lm: CausalLM, cfg: LMConfig) -> CausalLM:
+def with_watermark(lm: "CausalLM", cfg: LMConfig) -> "CausalLM":
     """``lm``, generating watermarked text from now on if ``cfg`` asks for it."""
     lm.watermark = watermarking(cfg)
     return lm
@@ -40,7 +43,7 @@ class Detector:
     """z-scores of texts under one watermark: needs the same key, gamma and the LM's tokenizer and vocabulary
     size as generation; re-tokenises each text (what crossed was text)."""
 
-    def __init__(self, lm: CausalLM, watermark):
+    def __init__(self, lm: "CausalLM", watermark):
         from transformers import WatermarkDetector
 
         self.tokenizer = lm.tokenizer

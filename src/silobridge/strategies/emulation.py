@@ -229,11 +229,14 @@ def adapter_positions(w: Weights) -> list[int]:
     return [kept.index(i) for i in w.meta["adapter_layers"]]
 
 
-def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int,
-                   raw_text: bool = False) -> tuple[CausalLM, torch.nn.Module, Weights, list[float]]:
+def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int, raw_text: bool = False,
+                   trainer: Callable[..., list[float]] | None = None,
+                   ) -> tuple[CausalLM, torch.nn.Module, Weights, list[float]]:
     """Ask for the emulator, rebuild it, train LoRA adapters on its adapter layers with private data:
     the label-word distribution at the answer position of the scoring prompt (classification), or
-    next-token prediction on the raw private texts (``raw_text``, domain LM)."""
+    next-token prediction on the raw private texts (``raw_text``, domain LM). ``trainer(tuned, emu_lm,
+    texts, words)`` replaces that training (``texts``: the raw records, or None for the label loss), e.g.
+    with DP-SGD; its adapters are trained afresh every run, never taken from the cache."""
     emu_lm, emu, w = fetch_emulator(data, min(cfg.distill_texts, len(data.public)))
     adapters_at = adapter_positions(w)
     tuned = add_lora(emu, adapters_at, cfg.lora)
@@ -249,6 +252,11 @@ def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int,
             return train_label_scoring(tuned, emu_lm, data.private.texts, data.one_hot(data.private.labels),
                                        prompt_for(cfg, data.task, words), words, cfg.lora, cfg.max_text_tokens,
                                        seed=seed, desc="LoRA on emulator (labels)")
+    if trainer is not None:
+        losses = trainer(tuned, emu_lm, texts if raw_text else None, words)
+        w.meta["adapters_cached"] = False
+        emu_lm.model = tuned
+        return emu_lm, tuned, w, losses
     key = [weights_digest(w), adapters_at, dataclasses.astuple(cfg.lora), raw_text, seed, str(data.dtype),
            data.private.texts, [] if raw_text else [data.private.labels.tolist(), prompt_for(cfg, data.task, words),
                                                     words, cfg.max_text_tokens]]

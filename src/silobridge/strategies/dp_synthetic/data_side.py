@@ -10,7 +10,8 @@ from silobridge.boundary.fingerprint import words
 from silobridge.errors import DataError
 from silobridge.models.generate import generate
 from silobridge.models.lora import LoraSpec, add_lora
-from silobridge.privacy.dp import DPSpec, dp_train_causal
+from silobridge.models.dp_train import dp_train_causal
+from silobridge.privacy.dp import DPSpec
 from silobridge.strategies.base import DataParty, TaskKind
 from silobridge.strategies.emulation import fetch_emulator
 from silobridge.strategies.lm_served import LMServedData
