@@ -131,3 +131,41 @@ def test_extraction_agreement_of_the_lm_itself_and_of_another_lm(tiny_lm_dir):
     r = extraction(ask, {"emulator": lm, "stranger": CausalLM(lm.tokenizer, other, "stranger")}, texts)
     assert r["agreement"]["emulator"] == 1.0 and r["agreement"]["stranger"] < 0.5 and r["tokens"] > 10
     assert extraction(lambda req: {"next_tokens": None}, {"emulator": lm}, texts) is None  # a black-box LM
+
+
+def test_label_extraction_of_a_copy_and_of_a_contrarian():
+    """An SM that answers as the LM does agrees on every text, one that answers the other label on none; a
+    black-box LM is not measured."""
+    from silobridge.bench.leakage import label_extraction
+
+    texts = [f"text {i}" for i in range(10)]
+    lm_labels = [i % 2 for i in range(10)]
+
+    class SM:
+        def __init__(self, flip):
+            self.flip = flip
+
+        def predict_proba(self, xs):
+            return np.eye(2)[[(int(x.split()[1]) + self.flip) % 2 for x in xs]]
+
+    def ask(req):
+        return {"labels": [lm_labels[int(t.split()[1])] for t in req["labels"]]}
+
+    copy, contrarian = label_extraction(ask, SM(0), texts), label_extraction(ask, SM(1), texts)
+    assert copy["agreement"] == 1.0 and contrarian["agreement"] == 0.0 and copy["lm_label_share"] == [0.5, 0.5]
+    assert label_extraction(lambda req: {"labels": None}, SM(0), texts) is None
+
+
+def test_the_audit_is_not_billed_as_lm_queries(small_cfg, tmp_path):
+    """distill-public with and without the label-extraction audit: the same LM bill (measurement is not a
+    query), and the audit's figure only in the audited run."""
+    import dataclasses
+
+    from silobridge.bench.runner import run
+
+    on = run("distill-public", small_cfg, tmp_path / "on")
+    off = run("distill-public", dataclasses.replace(
+        small_cfg, audit=dataclasses.replace(small_cfg.audit, extraction=False)), tmp_path / "off")
+    assert on["objectives"]["lm_queries"] == off["objectives"]["lm_queries"]
+    assert 0 <= on["objectives"]["model_leakage"]["extraction_label_agreement"] <= 1
+    assert off["objectives"]["model_leakage"]["extraction_label_agreement"] is None

@@ -18,6 +18,7 @@ CONTRACT = {
     "privacy": ["epsilon", "canary_hits", "raw_record_hits", "declared_exposures", "mia_auc", "mia_tpr_at_1pct_fpr",
                 "canary_exposure"],
     "compute": ["data_party_seconds", "model_party_seconds", "wall_seconds", "phase_seconds", "peak_rss_mb"],
+    "model_leakage": ["extraction_agreement", "extraction_label_agreement", "watermark_detected"],
 }
 
 
@@ -92,6 +93,11 @@ def test_every_strategy_runs_on_tiny_models(name, sm, small_cfg, tiny_sm_dir, tm
         assert 0.0 <= ext <= 1.0 and on_disk["report"]["extraction"]["tokens"] > 0  # how well it copies the LM
     else:
         assert ext is None
+    lx = on_disk["objectives"]["model_leakage"]["extraction_label_agreement"]
+    if name in ("distill-public", "synthetic", "router"):  # an SM deployed beside the LM it queried
+        assert 0.0 <= lx <= 1.0 and on_disk["report"]["label_extraction"]["texts"] == small_cfg.data.n_lm_eval
+    else:
+        assert lx is None
     if name == "dp-offsite-tuning":  # the adapters' DP-SGD: its epsilon is the run's, under the target
         assert 0 < p["epsilon"] == on_disk["report"]["epsilon_spent"] <= on_disk["report"]["epsilon_target"]
     ledger = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]

@@ -97,6 +97,25 @@ def extraction(ask: Callable[[dict], dict], data_lms: dict[str, Any], texts: lis
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
+def label_extraction(ask: Callable[[dict], dict], sm: Any, texts: list[str]) -> dict[str, Any] | None:
+    """Extraction fidelity of the data party's deployed SM: the share of held-out ``texts`` on which its
+    top label is the LM's top label word (as the LM answers a label query). An SM distilled from the LM's
+    answers should agree more than one trained on private labels alone (router's: the reference)."""
+    from silobridge.privacy.attacks import agreement
+
+    t0 = time.perf_counter()
+    theirs = ask({"labels": texts})["labels"]
+    if theirs is None:  # a black-box LM
+        return None
+    theirs = np.asarray(theirs)
+    mine = np.asarray(sm.predict_proba(texts)).argmax(1)
+    k = int(max(theirs.max(initial=0), mine.max(initial=0))) + 1
+    return {"agreement": round(agreement(mine, theirs), 4), "texts": len(texts),
+            "lm_label_share": np.round(np.bincount(theirs, minlength=k) / len(theirs), 4).tolist(),
+            "sm_label_share": np.round(np.bincount(mine, minlength=k) / len(mine), 4).tolist(),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
 def watermark(ask: Callable[[dict], dict], generated: list[str], plain: list[str], z: float,
               lengths: tuple[int, ...] = (16, 32, 64)) -> dict[str, Any] | None:
     """The LM owner's detector on what its LM wrote for the data party (``generated``) and on as many

@@ -16,8 +16,8 @@ from typing import Any
 
 from silobridge import __version__, progress
 from silobridge.bench.audit import Auditor
-from silobridge.bench.leakage import (canary_exposure, deployed_sm, extraction, privacy_fields, sm_membership,
-                                      watermark)
+from silobridge.bench.leakage import (canary_exposure, deployed_sm, extraction, label_extraction, privacy_fields,
+                                      sm_membership, watermark)
 from silobridge.bench.metrics import utility
 from silobridge.boundary import Config, Entry, Ledger, TextBatch, expect
 from silobridge.configs import from_dict, to_dict
@@ -185,6 +185,11 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         extract = None
         if cfg.audit.extraction and received and data.model.session and eval_texts:
             extract = extraction(lambda req: transport.audit(data.model.session, req), received, eval_texts)
+        labels_x = None  # an SM the data party deploys beside an LM it queried: how closely it copies the LM
+        if cfg.audit.extraction and deployed_sm(side) is not None and data.model.session \
+                and eval_texts and cfg.task.labelled:
+            labels_x = label_extraction(lambda req: transport.audit(data.model.session, req), deployed_sm(side),
+                                        eval_texts)
         marks = None
         if cfg.audit.watermark and auditor.generated and data.model.session:
             marks = watermark(lambda req: transport.audit(data.model.session, req), auditor.generated,
@@ -198,7 +203,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     if "deployed" in lm_rows:
         util |= {"perplexity": lm_rows["deployed"]["perplexity"],
                  "next_token_accuracy": lm_rows["deployed"]["next_token_accuracy"]}
-    audit_s = sum(x.pop("seconds") for x in (canary, extract, marks) if x)
+    audit_s = sum(x.pop("seconds") for x in (canary, extract, labels_x, marks) if x)
     wall = time.perf_counter() - t_start - audit_s
     mia = membership(cfg, side, data, splits)
     audit_s += mia.pop("seconds") if mia else 0.0
@@ -239,6 +244,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
             } | privacy_fields(mia, canary),
             "model_leakage": auditor.model_leakage(float(model_report.get("lm_param_share_exact", 0.0)))
             | {"extraction_agreement": extract["agreement"]["emulator"] if extract else None,
+               # the deployed SM's top label vs the LM's on held-out texts (null: no SM beside an LM)
+               "extraction_label_agreement": labels_x["agreement"] if labels_x else None,
                # share of the LM-written texts the data party received that the LM owner detects as its own
                "watermark_detected": marks["whole"]["generated_detected"] if marks else None},
             "compute": {
@@ -260,6 +267,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                    "test": len(splits.test), "canaries": len(data.secrets)},
         "report": side.report | ({"lm_eval": lm_rows} if lm_rows else {}) | ({"membership": mia} if mia else {})
         | ({"canary_exposure": canary} if canary else {}) | ({"extraction": extract} if extract else {})
+        | ({"label_extraction": labels_x} if labels_x else {})
         | ({"sanitisation": data.sanitiser.report()} if data.sanitiser else {})
         | ({"watermark": marks} if marks else {}),
         "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__,

@@ -4,10 +4,13 @@ entry, not billed), each revealing no more than an ordinary query would:
 - ``{'prefix': str, 'candidates': [str]}``: each causal LM the session deploys scores the candidates after
   the prefix (summed NLL) — canary exposure;
 - ``{'next_tokens': [str]}``: the LM's own top-1 next tokens over the texts — extraction fidelity;
+- ``{'labels': [str]}``: the LM's top label word for each text, as it answers a label query (the strategy's
+  prompt where it has one, else the task's; uncalibrated) — extraction fidelity of an SM distilled from it;
 - ``{'watermark': [str], 'max_tokens': [int]}``: the watermark detector's z-score of each text over its
   first n tokens, for each n (the LM owner holds the key; null when its LM does not watermark)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from silobridge.errors import BoundaryError
@@ -22,6 +25,7 @@ def _texts(request: dict[str, Any], key: str) -> list[str]:
 
 def answer(side, party, request: dict[str, Any]) -> dict[str, Any]:
     from silobridge.models.causal import continuation_nll, next_token_top1
+    from silobridge.models.lm import score_labels
 
     if "next_tokens" in request:
         texts = _texts(request, "next_tokens")
@@ -29,6 +33,20 @@ def answer(side, party, request: dict[str, Any]) -> dict[str, Any]:
             return {"next_tokens": None}
         lm = side.language_models().get("lm") or party.lm  # the untuned LM where one is listed
         return {"next_tokens": next_token_top1(lm, texts).tolist()}
+    if "labels" in request:
+        from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
+
+        texts = _texts(request, "labels")
+        if party.black_box:  # its server would bill the queries: not measured
+            return {"labels": None}
+        cfg = side.config if isinstance(side.config, PromptConfig) else PromptConfig()
+        words = words_for(cfg, party.task)
+        lm = side.language_models().get("lm") or party.lm  # the untuned LM where one is listed
+        billed = dataclasses.replace(lm.meter)
+        logp = score_labels(lm, texts, prompt_for(cfg, party.task, words), words, cfg.max_text_tokens,
+                            cfg.batch_size, "LM labels (audit)", shots=getattr(side, "shots", ()))
+        lm.meter.__dict__.update(billed.__dict__)  # measurement, not a query: the session's bill is unchanged
+        return {"labels": [int(i) for i in logp.argmax(1)]}
     if "watermark" in request:
         texts = _texts(request, "watermark")
         lengths = request.get("max_tokens") or [None]
