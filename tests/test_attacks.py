@@ -169,3 +169,21 @@ def test_the_audit_is_not_billed_as_lm_queries(small_cfg, tmp_path):
     assert on["objectives"]["lm_queries"] == off["objectives"]["lm_queries"]
     assert 0 <= on["objectives"]["model_leakage"]["extraction_label_agreement"] <= 1
     assert off["objectives"]["model_leakage"]["extraction_label_agreement"] is None
+
+
+def test_canaries_planted_with_repeats():
+    """Each secret goes into ``repeats`` distinct records; one insertion plants exactly as before; too many
+    insertions for the records is a clear error."""
+    from silobridge.data.splits import CANARY_PREFIX, plant_canaries
+    from silobridge.errors import DataError
+
+    records = LabelledTexts([f"record {i}" for i in range(40)], np.zeros(40, dtype=int))
+    once, secrets = plant_canaries(records, 3, seed=0)
+    again, same = plant_canaries(records, 3, seed=0, repeats=1)
+    assert once.texts == again.texts and secrets == same
+    many, secrets = plant_canaries(records, 3, seed=0, repeats=4)
+    for s in secrets:
+        assert sum(f"{CANARY_PREFIX} {s}." in t for t in many.texts) == 4
+    assert sum(CANARY_PREFIX in t for t in many.texts) == 12  # distinct records
+    with pytest.raises(DataError, match="canary_repeats"):
+        plant_canaries(records, 5, seed=0, repeats=9)

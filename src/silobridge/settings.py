@@ -47,6 +47,8 @@ class DataConfig:
     n_test: int = option(1000, "test records, seen by the harness (and by the data party as inference inputs)")
     n_lm_eval: int = option(200, "test texts on which deployed causal LMs' perplexity is measured (0 = off)")
     canaries: int = option(5, "random secrets planted into private records to measure leakage (0 = off)")
+    canary_repeats: int = option(1, "private records each canary is planted in (the Secret Sharer's insertions: "
+                                    "exposure grows with them; >1 makes memorisation measurable)")
     evaluate_on: str = option("test", "'test' (reported figures) or 'validation': the harness evaluates on the "
                                       "validation records instead, to choose defaults and recipes without the test set")
 
@@ -55,6 +57,7 @@ class DataConfig:
             check(getattr(self, name) >= 0, f"data.{name}", getattr(self, name), ">= 0")
         check(self.evaluate_on in ("test", "validation"), "data.evaluate_on", self.evaluate_on,
               "'test' or 'validation'")
+        check(self.canary_repeats >= 1, "data.canary_repeats", self.canary_repeats, ">= 1")
         check(self.n_private >= 2, "data.n_private", self.n_private, ">= 2 (one record per class at least)")
         check(self.n_test >= 1, "data.n_test", self.n_test, ">= 1")
         from silobridge.data.table import check_template

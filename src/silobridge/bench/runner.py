@@ -148,7 +148,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     declared = spec.exposes | ({"evaluation_records"} if spec.model_lms else frozenset())
     placement = resolve(cfg.lm.dtype, cfg.lm.device)  # the data party's own LMs (an emulator) run like this
     data = DataParty(splits, cfg.sm, cfg.policy, transport, ledger, hello, declared=frozenset(declared),
-                     canaries=cfg.data.canaries, seed=cfg.seed, placement=placement)
+                     canaries=cfg.data.canaries, canary_repeats=cfg.data.canary_repeats, seed=cfg.seed,
+                     placement=placement)
     auditor = Auditor(data.secrets, data.private.texts + data.val.texts + splits.test.texts, cfg.policy.ngram,
                       fingerprint=row_index(splits.task))  # a table's records: rows, exact or near-exact
     data.gate.observers.append(auditor)

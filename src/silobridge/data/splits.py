@@ -73,18 +73,20 @@ def make_splits(task: TaskSpec, pool: LabelledTexts, test: LabelledTexts | None,
     return Splits(task, private, val, public, test)
 
 
-def plant_canaries(records: LabelledTexts, k: int, seed: int) -> tuple[LabelledTexts, list[str]]:
-    """Append a random secret ('canary') to ``k`` random records; return the new set and the secrets."""
+def plant_canaries(records: LabelledTexts, k: int, seed: int, repeats: int = 1) -> tuple[LabelledTexts, list[str]]:
+    """Append a random secret ('canary') to ``repeats`` distinct random records each (``k`` secrets, the Secret
+    Sharer's insertions); return the new set and the secrets."""
     if k == 0:
         return records, []
-    if k > len(records):
-        raise DataError(f"{k} canaries but only {len(records)} private records", where="data.canaries",
-                        fix=f"set data.canaries <= {len(records)}")
+    if k * repeats > len(records):
+        raise DataError(f"{k} canaries x {repeats} insertions but only {len(records)} private records",
+                        where="data.canaries", fix=f"set data.canaries x data.canary_repeats <= {len(records)}")
     rng = np.random.default_rng(seed + 7919)
     secrets = random_secrets(rng, k)
     texts = list(records.texts)
-    for secret, i in zip(secrets, rng.choice(len(texts), k, replace=False)):
-        texts[i] = f"{texts[i]} {CANARY_PREFIX} {secret}."
+    slots = rng.choice(len(texts), k * repeats, replace=False)
+    for j, i in enumerate(slots):
+        texts[i] = f"{texts[i]} {CANARY_PREFIX} {secrets[j // repeats]}."
     return LabelledTexts(texts, records.labels.copy()), secrets
 
 

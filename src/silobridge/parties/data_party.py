@@ -80,10 +80,11 @@ class DataParty:
 
     def __init__(self, splits: Splits, sm: SMConfig, policy: PolicyConfig, transport: Transport, ledger: Ledger,
                  hello: dict[str, Any], *, declared: frozenset[str] = frozenset(), canaries: int = 0, seed: int = 0,
+                 canary_repeats: int = 1,
                  placement: tuple[torch.device, torch.dtype] = (torch.device("cpu"), torch.float32),
                  cache_dir: Path | None = None):
         self.task = splits.task
-        self.private, self.secrets = plant_canaries(splits.private, canaries, seed)
+        self.private, self.secrets = plant_canaries(splits.private, canaries, seed, canary_repeats)
         self.val = splits.val
         self.public = list(splits.public)
         self.seed = seed
