@@ -29,6 +29,7 @@ FAST = {"emulator": {"distill_steps": 3}, "offsite-tuning": {"distill_steps": 3}
         "dp-synthetic": {"cut_bottom": 1, "cut_top": 1, "distill_steps": 2, "per_class": 4, "gen_epochs": 1,
                          "min_words": 0, "max_new_tokens": 8, "noise_seed": 0},
         "synthetic": {"per_class": 4, "max_new_tokens": 16, "noise_seed": 0},
+        "split": {"noise_seed": 0, "max_tokens": 32},
         "synthetic-rows": {"per_class": 2, "max_new_tokens": 16}}  # DP noise seeded: two runs compared
 SM_USERS = ["sm-only", "distill-public"]  # strategies that train the data party's SM
 TABLE = [(n, "tfidf") for n, c in sorted(all_strategies().items()) if TaskKind.CLASSIFY in c.kinds] + \
