@@ -109,3 +109,17 @@ def test_frozen_heads_get_contiguous_input(tiny_lm_dir):
             model(input_ids=torch.tensor([[1, 2, 3, 4]] * 2), logits_to_keep=1)
         handle.remove()
         assert seen == [True]
+
+
+def test_auto_keeps_float32_for_a_strategy_bf16_hurts(small_cfg, tmp_path, monkeypatch):
+    """A strategy marked ``auto_float32`` runs its LMs in float32 under lm.dtype=auto even on a bf16 CPU;
+    its config (and digest) still says auto, and an explicit bfloat16 is obeyed."""
+    from silobridge.strategies import get
+
+    monkeypatch.setattr(dev, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(get("lm-zero-shot"), "auto_float32", True)
+    auto = run("lm-zero-shot", with_dtype(small_cfg, "auto"), tmp_path / "auto")
+    assert auto["env"]["model_party"]["dtype"] == "float32" and auto["env"]["data_party"]["dtype"] == "float32"
+    assert auto["config"]["lm"]["dtype"] == "auto"
+    asked = run("lm-zero-shot", with_dtype(small_cfg, "bfloat16"), tmp_path / "bf16")
+    assert asked["env"]["model_party"]["dtype"] == "bfloat16"

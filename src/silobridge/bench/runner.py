@@ -140,13 +140,16 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     import torch
 
     torch.set_num_threads(cfg.lm.threads)
-    transport = connect(cfg, remote)
+    lm_cfg = cfg  # the config stays as asked (its digest too); what the LMs run in may differ
+    if cfg.lm.dtype == "auto" and spec.auto_float32 and remote is None:
+        lm_cfg = dataclasses.replace(cfg, lm=dataclasses.replace(cfg.lm, dtype="float32"))
+    transport = connect(lm_cfg, remote)
     ledger = Ledger(out / "ledger.jsonl")
     params = {k: v for k, v in to_dict(scfg).items() if k in spec.model_params}
     hello = {"strategy": spec.name, "kind": cfg.task.value, "task": asdict(splits.task), "params": params,
              "seed": cfg.seed}
     declared = spec.exposes | ({"evaluation_records"} if spec.model_lms else frozenset())
-    placement = resolve(cfg.lm.dtype, cfg.lm.device)  # the data party's own LMs (an emulator) run like this
+    placement = resolve(lm_cfg.lm.dtype, cfg.lm.device)  # the data party's own LMs (an emulator) run like this
     data = DataParty(splits, cfg.sm, cfg.policy, transport, ledger, hello, declared=frozenset(declared),
                      canaries=cfg.data.canaries, canary_repeats=cfg.data.canary_repeats, seed=cfg.seed,
                      placement=placement)

@@ -95,6 +95,9 @@ class Strategy:
     # sends something computed from private records without a DP guarantee and without a declared exposure
     # of the records themselves (e.g. an SM's labels): its ε is then unbounded (bench.score)
     private_derived: ClassVar[bool] = False
+    # lm.dtype=auto runs this strategy's LMs in float32 even where bfloat16 is native: bfloat16 measurably
+    # lowered its utility beyond the seed-to-seed spread (README, "Label scoring: float32 vs bfloat16")
+    auto_float32: ClassVar[bool] = False
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
