@@ -189,11 +189,9 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         extract = None
         if cfg.audit.extraction and received and data.model.session and eval_texts:
             extract = extraction(lambda req: transport.audit(data.model.session, req), received, eval_texts)
-        labels_x = None  # an SM the data party deploys beside an LM it queried: how closely it copies the LM
-        if cfg.audit.extraction and deployed_sm(side) is not None and data.model.session \
-                and eval_texts and cfg.task.labelled:
-            labels_x = label_extraction(lambda req: transport.audit(data.model.session, req), deployed_sm(side),
-                                        eval_texts)
+        labels_x, sm = None, deployed_sm(side)  # an SM deployed beside an LM it queried: how closely it copies it
+        if cfg.audit.extraction and sm is not None and data.model.session and eval_texts and cfg.task.labelled:
+            labels_x = label_extraction(lambda req: transport.audit(data.model.session, req), sm, eval_texts)
         marks = None
         if cfg.audit.watermark and auditor.generated and data.model.session:
             marks = watermark(lambda req: transport.audit(data.model.session, req), auditor.generated,

@@ -23,6 +23,11 @@ def _texts(request: dict[str, Any], key: str) -> list[str]:
     return texts
 
 
+def _untuned(side, party):
+    """The model party's LM as it was before this session tuned it (the untuned LM where one is listed)."""
+    return side.language_models().get("lm") or party.lm
+
+
 def answer(side, party, request: dict[str, Any]) -> dict[str, Any]:
     from silobridge.models.causal import continuation_nll, next_token_top1
     from silobridge.models.lm import score_labels
@@ -31,7 +36,7 @@ def answer(side, party, request: dict[str, Any]) -> dict[str, Any]:
         texts = _texts(request, "next_tokens")
         if party.black_box:
             return {"next_tokens": None}
-        lm = side.language_models().get("lm") or party.lm  # the untuned LM where one is listed
+        lm = _untuned(side, party)
         return {"next_tokens": next_token_top1(lm, texts).tolist()}
     if "labels" in request:
         from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
@@ -41,7 +46,7 @@ def answer(side, party, request: dict[str, Any]) -> dict[str, Any]:
             return {"labels": None}
         cfg = side.config if isinstance(side.config, PromptConfig) else PromptConfig()
         words = words_for(cfg, party.task)
-        lm = side.language_models().get("lm") or party.lm  # the untuned LM where one is listed
+        lm = _untuned(side, party)
         billed = dataclasses.replace(lm.meter)
         logp = score_labels(lm, texts, prompt_for(cfg, party.task, words), words, cfg.max_text_tokens,
                             cfg.batch_size, "LM labels (audit)", shots=getattr(side, "shots", ()))

@@ -253,14 +253,12 @@ def fetch_and_tune(data: DataParty, cfg: EmulatorConfig, seed: int, raw_text: bo
                                        prompt_for(cfg, data.task, words), words, cfg.lora, cfg.max_text_tokens,
                                        seed=seed, desc="LoRA on emulator (labels)")
     if trainer is not None:
-        losses = trainer(tuned, emu_lm, texts if raw_text else None, words)
-        w.meta["adapters_cached"] = False
-        emu_lm.model = tuned
-        return emu_lm, tuned, w, losses
-    key = [weights_digest(w), adapters_at, dataclasses.astuple(cfg.lora), raw_text, seed, str(data.dtype),
-           data.private.texts, [] if raw_text else [data.private.labels.tolist(), prompt_for(cfg, data.task, words),
-                                                    words, cfg.max_text_tokens]]
-    losses, w.meta["adapters_cached"] = _tune_once(data, tuned, key, train)
+        losses, w.meta["adapters_cached"] = trainer(tuned, emu_lm, texts if raw_text else None, words), False
+    else:
+        key = [weights_digest(w), adapters_at, dataclasses.astuple(cfg.lora), raw_text, seed, str(data.dtype),
+               data.private.texts, [] if raw_text else [data.private.labels.tolist(),
+                                                        prompt_for(cfg, data.task, words), words, cfg.max_text_tokens]]
+        losses, w.meta["adapters_cached"] = _tune_once(data, tuned, key, train)
     emu_lm.model = tuned
     return emu_lm, tuned, w, losses
 
