@@ -23,8 +23,10 @@ from silobridge.configs import apply_overrides, from_dict
 from silobridge.settings import RunConfig
 
 CLASSIFY = ["sm-only", "lm-zero-shot", "distill-public", "synthetic", "emulator", "offsite-tuning",
-            "reverse-distill", "dp-synthetic", "lm-finetune-private", "router", "proxy-tuning", "retrieval"]
-DOMAIN_LM = ["lm-zero-shot", "emulator", "offsite-tuning", "dp-synthetic", "lm-finetune-private", "proxy-tuning"]
+            "reverse-distill", "dp-synthetic", "lm-finetune-private", "router", "proxy-tuning", "retrieval",
+            "dp-offsite-tuning", "split"]
+DOMAIN_LM = ["lm-zero-shot", "emulator", "offsite-tuning", "dp-synthetic", "lm-finetune-private", "proxy-tuning",
+             "dp-offsite-tuning"]
 ENCODER_ROW = "sm-only, encoder SM (reference)"  # the other rows' SMs are TF-IDF
 
 
