@@ -67,7 +67,7 @@ def cfg_for(small_cfg, lm_path: str, **strategy):
 
 
 @pytest.mark.parametrize(("name", "opts"), [("lm-zero-shot", {}), ("router", {"max_lm_calls_per_100": 50}),
-                                           ("retrieval", {"source": "public", "k": 2})])
+                                           ("retrieval", {"source": "public", "k": 2}), ("distill-public", {})])
 def test_against_a_black_box_matches_the_in_process_lm(name, opts, small_cfg, chat_lm_dir, black_box, tmp_path):
     local = run(name, cfg_for(small_cfg, chat_lm_dir, **opts), tmp_path / "local")
     remote = run(name, cfg_for(small_cfg, black_box, **opts), tmp_path / "remote")
