@@ -108,6 +108,11 @@ def test_crossing_activations_are_clean_embeddings_plus_noise(small_cfg, tiny_lm
     assert r["per_example_per_release"]["sigma"] == 0.5 and r["per_example_per_release"]["sensitivity"] == 2.0
     assert r["per_example_per_release"]["epsilon"] == gaussian_epsilon(0.5, 2.0, 1e-5)
     assert result["objectives"]["model_leakage"]["lm_param_share_declared"] == r["lm_param_share"] > 0
+    # the auditor's inversion of what crossed: this much noise leaves the attacker near chance
+    inv = r["inversion"]
+    assert inv["positions"] == sum(len(s) for s in encode(tok, test, c.max_tokens))
+    assert p["token_recovery"] == inv["recovery"] == max(inv["linear_recovery"], inv["nearest_embedding_recovery"])
+    assert inv["recovery"] < inv["chance"] + 0.05
     # cut 0: no gradient goes back to a data party with nothing to train
     assert all(c.values.size == 0 for e, c, _ in crossed if e.op == "backward.reply")
 
@@ -115,7 +120,9 @@ def test_crossing_activations_are_clean_embeddings_plus_noise(small_cfg, tiny_lm
 def test_clipping_bounds_every_crossing_example(small_cfg, tmp_path, monkeypatch):
     """cut 2, no noise, a clip below every example's norm: every crossing example has norm exactly clip."""
     opts = {"cut_layer": 2, "clip": 0.05, "noise_std": 0.0, "max_tokens": 16, "epochs": 1}
-    result, crossed = recorded_run(small_cfg, opts, tmp_path, monkeypatch)
+    no_attack = dataclasses.replace(small_cfg, audit=dataclasses.replace(small_cfg.audit, inversion=False))
+    result, crossed = recorded_run(no_attack, opts, tmp_path, monkeypatch)
+    assert "inversion" not in result["report"] and result["objectives"]["privacy"]["token_recovery"] is None
     batches = sent(crossed, "train_forward") + sent(crossed, "forward")
     assert len(batches) > 2
     for values in batches:
@@ -126,6 +133,17 @@ def test_clipping_bounds_every_crossing_example(small_cfg, tmp_path, monkeypatch
     # what the data party's blocks received back: a gradient per crossing activation (LoRA on both sides)
     grads = [c.values for e, c, _ in crossed if e.op == "backward.reply"]
     assert [g.shape for g in grads] == [v[..., :-1].shape for v in sent(crossed, "train_forward")]
+
+
+def test_the_auditor_inverts_unnoised_embeddings_exactly(small_cfg, tiny_lm, tiny_lm_dir, tmp_path):
+    """cut 0, no noise: what crosses for the test texts is their clipped embeddings, so the auditor's
+    nearest-embedding attack recovers every token, and the result says so."""
+    opts = {"cut_layer": 0, "clip": 1.0, "noise_std": 0.0, "max_tokens": 16, "epochs": 1}
+    result = run("split", dataclasses.replace(small_cfg, strategy=opts), tmp_path)
+    inv = result["report"]["inversion"]
+    assert inv["nearest_embedding_recovery"] == 1.0 == result["objectives"]["privacy"]["token_recovery"]
+    assert inv["linear_recovery"] > inv["chance"] and inv["attack_texts"] == min(64, result["splits"]["public"])
+    assert result["objectives"]["compute"]["audit_seconds"] > 0
 
 
 def test_gaussian_epsilon_inverts_the_analytic_delta():

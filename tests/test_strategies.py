@@ -16,7 +16,7 @@ CONTRACT = {
     "communication": ["bytes_data_to_model", "bytes_model_to_data", "messages"],
     "lm_queries": ["calls", "tokens_in", "tokens_out"],
     "privacy": ["epsilon", "canary_hits", "raw_record_hits", "declared_exposures", "mia_auc", "mia_tpr_at_1pct_fpr",
-                "canary_exposure"],
+                "canary_exposure", "token_recovery"],
     "compute": ["data_party_seconds", "model_party_seconds", "wall_seconds", "phase_seconds", "peak_rss_mb"],
     "model_leakage": ["extraction_agreement", "extraction_label_agreement", "watermark_detected"],
 }

@@ -157,6 +157,10 @@ class AuditConfig:
                                     "party received with the LM, on data.n_lm_eval held-out test texts")
     watermark: bool = option(True, "where the model party's LM watermarks (lm.watermark), its detector's z-scores "
                                    "of the LM-written texts the data party received and of as many public texts")
+    inversion: bool = option(True, "where split learning's activations of the test texts cross: the model party's "
+                                   "inversion attack on them (token recovery; a linear inverter fitted on public "
+                                   "texts it runs through the blocks it sent, and the nearest embedding at cut 0)")
+    inversion_texts: int = option(64, "public texts the inversion attacker fits its inverter on")
     watermark_z: float = option(4.0, "z-score at or above which a text counts as watermarked (4: a one-sided "
                                      "false-positive rate of 3e-5 on text written without the key)")
 
@@ -164,6 +168,7 @@ class AuditConfig:
         check(self.exposure_references >= 1, "audit.exposure_references", self.exposure_references, ">= 1")
         check(self.mia_references >= -1, "audit.mia_references", self.mia_references, ">= -1")
         check(self.mia_boot >= 0, "audit.mia_boot", self.mia_boot, ">= 0")
+        check(self.inversion_texts >= 1, "audit.inversion_texts", self.inversion_texts, ">= 1")
 
 
 @dataclass

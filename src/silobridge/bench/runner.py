@@ -156,6 +156,9 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     auditor = Auditor(data.secrets, data.private.texts + data.val.texts + splits.test.texts, cfg.policy.ngram,
                       fingerprint=row_index(splits.task))  # a table's records: rows, exact or near-exact
     data.gate.observers.append(auditor)
+    view = spec.observer(scfg) if cfg.audit.inversion else None  # a strategy's own attack (split: inversion)
+    if view is not None:
+        data.gate.observers.append(view)
 
     # 2. the data side trains (the model side answers its calls), then serves the inference inputs
     side = spec.DataSide(scfg, cfg.task)
@@ -196,6 +199,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         if cfg.audit.watermark and auditor.generated and data.model.session:
             marks = watermark(lambda req: transport.audit(data.model.session, req), auditor.generated,
                               splits.public, cfg.audit.watermark_z)
+        attacked = view.attack(splits.test.texts, splits.public[:cfg.audit.inversion_texts], cfg.seed + 1) \
+            if view is not None else None
         data.model.close()
         sid = data.model.session
         theirs, model_report = (transport.ledger(sid), transport.report(sid)) if sid else ([], {})
@@ -205,7 +210,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
     if "deployed" in lm_rows:
         util |= {"perplexity": lm_rows["deployed"]["perplexity"],
                  "next_token_accuracy": lm_rows["deployed"]["next_token_accuracy"]}
-    audit_s = sum(x.pop("seconds") for x in (canary, extract, labels_x, marks) if x)
+    audit_s = sum(x.pop("seconds") for x in (canary, extract, labels_x, marks, attacked) if x)
     wall = time.perf_counter() - t_start - audit_s
     mia = membership(cfg, side, data, splits)
     audit_s += mia.pop("seconds") if mia else 0.0
@@ -243,6 +248,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                 "exposures": {k: dict(v) for k, v in auditor.exposures.items()},
                 # PII entities the data party's egress sanitiser masked (null: policy.sanitize off)
                 "pii_masked": data.sanitiser.report()["entities_masked"] if data.sanitiser else None,
+                # share of the test texts' tokens the model party recovers from what crossed (null: no attack)
+                "token_recovery": attacked["recovery"] if attacked else None,
             } | privacy_fields(mia, canary),
             "model_leakage": auditor.model_leakage(float(model_report.get("lm_param_share_exact", 0.0)))
             | {"extraction_agreement": extract["agreement"]["emulator"] if extract else None,
@@ -271,7 +278,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
         | ({"canary_exposure": canary} if canary else {}) | ({"extraction": extract} if extract else {})
         | ({"label_extraction": labels_x} if labels_x else {})
         | ({"sanitisation": data.sanitiser.report()} if data.sanitiser else {})
-        | ({"watermark": marks} if marks else {}),
+        | ({"watermark": marks} if marks else {}) | ({view.name: attacked} if attacked else {}),
         "env": {"silobridge": __version__, "python": platform.python_version(), "torch": torch.__version__,
                 "data_party": {"device": str(placement[0]), "dtype": str(placement[1]).removeprefix("torch.")},
                 "model_party": {k: model_report[k] for k in ("device", "dtype") if k in model_report}},

@@ -99,6 +99,12 @@ class Strategy:
     # lowered its utility beyond the seed-to-seed spread (README, "Label scoring: float32 vs bfloat16")
     auto_float32: ClassVar[bool] = False
 
+    @classmethod
+    def observer(cls, config: Any) -> Any | None:
+        """The auditor's view a strategy-specific attack needs (a gate observer with a ``name`` and
+        ``attack(test_texts, public_texts, seed) -> dict | None``, run after the run), or None."""
+        return None
+
 
 def register(cls: type[Strategy]) -> type[Strategy]:
     REGISTRY[cls.name] = cls

@@ -4,6 +4,7 @@ records, clips each example's activations and adds Gaussian noise, and only thos
 cross — for training (with the gradients of its task head's loss, which cross unnoised) and for the test
 texts alike. The raw texts never cross; LoRA on both parties' blocks and the data party's head train."""
 from silobridge.strategies.base import Strategy, TaskKind, register
+from silobridge.strategies.split.audit import InversionAudit
 from silobridge.strategies.split.config import SplitConfig
 from silobridge.strategies.split.data_side import SplitData
 from silobridge.strategies.split.model_side import SplitModel
@@ -28,3 +29,7 @@ class Split(Strategy):
     # the activations and gradients are computed from private records; their noise bounds one release of one
     # example (reported), not the run: the run's ε is unbounded
     private_derived = True
+
+    @classmethod
+    def observer(cls, config: SplitConfig) -> InversionAudit:
+        return InversionAudit(config)  # the model party's inversion of the test texts' activations

@@ -5,13 +5,16 @@ level), fits a linear inverter on those activations, and applies it to the activ
 At cut 0 it also tries the nearest embedding row."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
+from silobridge.boundary import Activations, Weights
 from silobridge.errors import DataError
 from silobridge.privacy.inversion import chance, fit_linear_inverter, nearest_embedding, recovery
 from silobridge.privacy.noise import numpy_rng
-from silobridge.strategies.split.blocks import encode, pack, pad, release
+from silobridge.strategies.split.blocks import encode, pack, pad, rebuild_bottom, release
 
 
 def real_positions(packed: np.ndarray) -> np.ndarray:
@@ -62,3 +65,36 @@ def invert(bottom: torch.nn.Module, tok, public: list[str], crossed: list[np.nda
         emb = bottom.get_input_embeddings().weight.detach().float().cpu().numpy()
         out["nearest_embedding_recovery"] = recovery(nearest_embedding(target, emb), true_ids)
     return out
+
+
+class InversionAudit:
+    """The omniscient auditor's view of a split run, kept as a gate observer: the bottom blocks as they
+    crossed and the released activations of the test texts (sent for inference, in order). After the run,
+    :meth:`attack` plays the model party's inversion attack on them (:func:`invert`)."""
+
+    name = "inversion"
+
+    def __init__(self, config):
+        self.config = config
+        self.bottom: Weights | None = None
+        self.batches: list[np.ndarray] = []
+
+    def __call__(self, entry, carrier, payload: bytes) -> None:
+        if entry.sender == "model" and isinstance(carrier, Weights) and "cut_layer" in carrier.meta:
+            self.bottom = carrier
+        elif entry.sender == "data" and isinstance(carrier, Activations) \
+                and carrier.exposure == "inference_activations":
+            self.batches.append(carrier.values)
+
+    def attack(self, test_texts: list[str], public_texts: list[str], seed: int) -> dict | None:
+        """Token recovery from the test texts' crossing activations (None: nothing crossed to attack)."""
+        if self.bottom is None or not self.batches or not public_texts:
+            return None
+        t0 = time.perf_counter()
+        c = self.config
+        tok, bottom = rebuild_bottom(self.bottom)  # the attacker's copy: exactly what it sent
+        out = invert(bottom, tok, public_texts, self.batches, token_ids(tok, test_texts, c.max_tokens), clip=c.clip,
+                     noise_std=c.noise_std, max_tokens=c.max_tokens, batch_size=c.batch_size,
+                     cut_layer=c.cut_layer, seed=seed)
+        best = max(x for x in (out["linear_recovery"], out["nearest_embedding_recovery"]) if x is not None)
+        return out | {"recovery": best, "attack_texts": len(public_texts), "seconds": time.perf_counter() - t0}
