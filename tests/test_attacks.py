@@ -153,7 +153,46 @@ def test_label_extraction_of_a_copy_and_of_a_contrarian():
 
     copy, contrarian = label_extraction(ask, SM(0), texts), label_extraction(ask, SM(1), texts)
     assert copy["agreement"] == 1.0 and contrarian["agreement"] == 0.0 and copy["lm_label_share"] == [0.5, 0.5]
+    assert copy["lm_calibrated_on"] == 0 and copy["agreement_uncalibrated"] == 1.0
     assert label_extraction(lambda req: {"labels": None}, SM(0), texts) is None
+
+    def biased(req):  # an LM that says 0 to everything, whose answers with its bias removed are the copy's
+        assert len(req["calibration"]) == 3
+        return {"labels": [0] * len(req["labels"]), "calibrated": [lm_labels[int(t.split()[1])] for t in req["labels"]]}
+
+    r = label_extraction(biased, SM(0), texts, ["public a", "public b", "public c"])
+    assert r["agreement"] == 1.0 and r["agreement_uncalibrated"] == 0.5 and r["lm_calibrated_on"] == 3
+    assert r["lm_uncalibrated_label_share"] == [1.0, 0.0] and r["lm_label_share"] == [0.5, 0.5]
+
+
+def test_the_audit_hook_removes_the_lms_label_bias_on_public_texts(small_cfg, tmp_path):
+    """The model party's answer to a label audit with calibration texts: its argmax after subtracting its mean
+    label log-probs on those texts, and the raw argmax beside it; both as long as the texts."""
+    from silobridge.bench.runner import load_splits
+    from silobridge.models.lm import load_lm, score_labels
+    from silobridge.parties.audit_hook import answer
+    from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
+
+    splits = load_splits(small_cfg)
+    lm = load_lm(small_cfg.lm.path, dtype="float32", device="cpu")
+
+    class Party:
+        black_box, task = False, splits.task
+
+    class Side:
+        config = PromptConfig()
+
+        def language_models(self):
+            return {}
+
+    Party.lm = lm
+    texts, calib = splits.test.texts[:6], splits.public[:8]
+    got = answer(Side(), Party(), {"labels": texts, "calibration": calib})
+    words = words_for(PromptConfig(), splits.task)
+    logp = score_labels(lm, texts + calib, prompt_for(PromptConfig(), splits.task, words), words)
+    assert got["labels"] == logp[:6].argmax(1).tolist()
+    assert got["calibrated"] == (logp[:6] - logp[6:].mean(0)).argmax(1).tolist()
+    assert "calibrated" not in answer(Side(), Party(), {"labels": texts})
 
 
 def test_the_audit_is_not_billed_as_lm_queries(small_cfg, tmp_path):

@@ -97,22 +97,30 @@ def extraction(ask: Callable[[dict], dict], data_lms: dict[str, Any], texts: lis
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def label_extraction(ask: Callable[[dict], dict], sm: Any, texts: list[str]) -> dict[str, Any] | None:
+def label_extraction(ask: Callable[[dict], dict], sm: Any, texts: list[str],
+                     calibration: list[str] = ()) -> dict[str, Any] | None:
     """Extraction fidelity of the data party's deployed SM: the share of held-out ``texts`` on which its
-    top label is the LM's top label word (as the LM answers a label query). An SM distilled from the LM's
-    answers should agree more than one trained on private labels alone (router's: the reference)."""
+    top label is the LM's top label word (as the LM answers a label query), with the LM's label bias on the
+    ``calibration`` texts (public ones) removed as the strategies' 'mean' calibration does — the LM as a data
+    party would use it; without them, and beside it, uncalibrated. An SM distilled from the LM's answers should
+    agree more than one trained on private labels alone (router's: the reference)."""
     from silobridge.privacy.attacks import agreement
 
     t0 = time.perf_counter()
-    theirs = ask({"labels": texts})["labels"]
-    if theirs is None:  # a black-box LM
+    got = ask({"labels": texts} | ({"calibration": list(calibration)} if calibration else {}))
+    if got["labels"] is None:  # a black-box LM
         return None
-    theirs = np.asarray(theirs)
+    raw = np.asarray(got["labels"])
+    theirs = np.asarray(got["calibrated"]) if got.get("calibrated") is not None else raw
     mine = np.asarray(sm.predict_proba(texts)).argmax(1)
-    k = int(max(theirs.max(initial=0), mine.max(initial=0))) + 1
-    return {"agreement": round(agreement(mine, theirs), 4), "texts": len(texts),
-            "lm_label_share": np.round(np.bincount(theirs, minlength=k) / len(theirs), 4).tolist(),
-            "sm_label_share": np.round(np.bincount(mine, minlength=k) / len(mine), 4).tolist(),
+    k = int(max(theirs.max(initial=0), raw.max(initial=0), mine.max(initial=0))) + 1
+
+    def share(x: np.ndarray) -> list[float]:
+        return np.round(np.bincount(x, minlength=k) / len(x), 4).tolist()
+
+    return {"agreement": round(agreement(mine, theirs), 4), "agreement_uncalibrated": round(agreement(mine, raw), 4),
+            "lm_calibrated_on": len(calibration) if got.get("calibrated") is not None else 0, "texts": len(texts),
+            "lm_label_share": share(theirs), "lm_uncalibrated_label_share": share(raw), "sm_label_share": share(mine),
             "seconds": round(time.perf_counter() - t0, 3)}
 
 

@@ -65,6 +65,8 @@ def load_splits(cfg: RunConfig) -> Splits:
     return splits
 
 
+CALIBRATION_TEXTS = 200  # public texts on which the label-extraction audit removes the LM's label bias
+
 RESOURCE_KEYS = {"lm": ("threads", "cache")}  # how fast a run goes, not what it computes: not in the digest
 
 
@@ -194,7 +196,8 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
             extract = extraction(lambda req: transport.audit(data.model.session, req), received, eval_texts)
         labels_x, sm = None, deployed_sm(side)  # an SM deployed beside an LM it queried: how closely it copies it
         if cfg.audit.extraction and sm is not None and data.model.session and eval_texts and cfg.task.labelled:
-            labels_x = label_extraction(lambda req: transport.audit(data.model.session, req), sm, eval_texts)
+            labels_x = label_extraction(lambda req: transport.audit(data.model.session, req), sm, eval_texts,
+                                        splits.public[:CALIBRATION_TEXTS])
         marks = None
         if cfg.audit.watermark and auditor.generated and data.model.session:
             marks = watermark(lambda req: transport.audit(data.model.session, req), auditor.generated,

@@ -4,8 +4,10 @@ entry, not billed), each revealing no more than an ordinary query would:
 - ``{'prefix': str, 'candidates': [str]}``: each causal LM the session deploys scores the candidates after
   the prefix (summed NLL) — canary exposure;
 - ``{'next_tokens': [str]}``: the LM's own top-1 next tokens over the texts — extraction fidelity;
-- ``{'labels': [str]}``: the LM's top label word for each text, as it answers a label query (the strategy's
-  prompt where it has one, else the task's; uncalibrated) — extraction fidelity of an SM distilled from it;
+- ``{'labels': [str], 'calibration': [str]}``: the LM's top label word for each text, as it answers a label
+  query (the strategy's prompt where it has one, else the task's): uncalibrated, and (given calibration texts)
+  with its label bias on those texts removed, as the strategies' default 'mean' calibration does — extraction
+  fidelity of an SM distilled from it;
 - ``{'watermark': [str], 'max_tokens': [int]}``: the watermark detector's z-score of each text over its
   first n tokens, for each n (the LM owner holds the key; null when its LM does not watermark)."""
 from __future__ import annotations
@@ -42,16 +44,21 @@ def answer(side, party, request: dict[str, Any]) -> dict[str, Any]:
         from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
 
         texts = _texts(request, "labels")
+        calib = _texts(request, "calibration") if "calibration" in request else []
         if party.black_box:  # its server would bill the queries: not measured
             return {"labels": None}
         cfg = side.config if isinstance(side.config, PromptConfig) else PromptConfig()
         words = words_for(cfg, party.task)
         lm = _untuned(side, party)
         billed = dataclasses.replace(lm.meter)
-        logp = score_labels(lm, texts, prompt_for(cfg, party.task, words), words, cfg.max_text_tokens,
+        logp = score_labels(lm, texts + calib, prompt_for(cfg, party.task, words), words, cfg.max_text_tokens,
                             cfg.batch_size, "LM labels (audit)", shots=getattr(side, "shots", ()))
         lm.meter.__dict__.update(billed.__dict__)  # measurement, not a query: the session's bill is unchanged
-        return {"labels": [int(i) for i in logp.argmax(1)]}
+        own = logp[:len(texts)]
+        out = {"labels": [int(i) for i in own.argmax(1)]}
+        if calib:
+            out["calibrated"] = [int(i) for i in (own - logp[len(texts):].mean(0)).argmax(1)]
+        return out
     if "watermark" in request:
         texts = _texts(request, "watermark")
         lengths = request.get("max_tokens") or [None]
