@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from silobridge.bench.audit import Auditor
-from silobridge.boundary import (Activations, Config, Ledger, NoCanary, NoModelWeights, NoPrivateModel,
+from silobridge.boundary import (DP_OUTPUTS, Activations, Config, Ledger, NoCanary, NoModelWeights, NoPrivateModel,
                                  NoPrivateRecords, Outgoing, Policy, PrivacySpend, SoftLabels, TextBatch,
                                  TextFingerprint, Weights, strings)
 from silobridge.boundary.gate import Gate
@@ -151,6 +151,26 @@ def test_private_records_exposure_and_default_admission():
     bare = NoPrivateRecords(fp)  # no admission sets: a declared exposure admits nothing
     refused("no-private-records", bare, TextBatch([TRAIN], exposure="private_records"), {"private_records"})
     send(bare, TextBatch([PUBLIC]))
+
+
+def test_dp_outputs_cross_only_declared_and_with_a_finite_epsilon():
+    """Text a DP mechanism released may repeat a private span or a canary (its ε covers it; the auditor counts
+    it): the gate lets it through only under the declared 'dp_outputs' exposure with a finite ε on the carrier."""
+    d, canary = Data(), NoCanary([CANARY])
+    spend = PrivacySpend(8.0, 1e-5, "DP-SGD (rdp)")
+    declared = {DP_OUTPUTS}
+    for rule, text in ((d.rule, TRAIN), (canary, f"my code is {CANARY}")):
+        send(rule, TextBatch([PUBLIC, text], privacy=spend, exposure=DP_OUTPUTS), declared)
+        refused(rule.name, rule, TextBatch([text], privacy=spend, exposure=DP_OUTPUTS))  # not declared
+        refused(rule.name, rule, TextBatch([text], privacy=spend), declared)  # no exposure on the carrier
+        refused(rule.name, rule, TextBatch([text], exposure=DP_OUTPUTS), declared)  # no ε
+        refused(rule.name, rule, TextBatch([text], privacy=PrivacySpend(float("inf"), 1e-5, "none"),
+                                           exposure=DP_OUTPUTS), declared)
+    err = refused("no-private-records", d.rule, TextBatch([TRAIN], exposure=DP_OUTPUTS), declared)
+    assert "no finite ε" in str(err) and "PrivacySpend" in err.fix
+    # metadata is never covered, DP or not
+    refused("no-private-records", d.rule, TextBatch([PUBLIC], purpose=TRAIN, privacy=spend, exposure=DP_OUTPUTS),
+            declared)
 
 
 def test_admissions_made_after_the_rule_is_built_count():

@@ -3,6 +3,7 @@ appears in the :class:`PolicyViolation` it raises."""
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,19 @@ class Outgoing:
     @property
     def exposure_declared(self) -> bool:
         return self.carrier.exposure is not None and self.carrier.exposure in self.declared
+
+    @property
+    def dp_covered(self) -> bool:
+        """The carrier's texts are the outputs of a DP mechanism, declared as such: exposure
+        :data:`DP_OUTPUTS`, declared by the strategy, with a finite ε on the carrier (its PrivacySpend)."""
+        p = self.carrier.privacy
+        return (self.exposure_declared and self.carrier.exposure == DP_OUTPUTS and p is not None
+                and math.isfinite(p.epsilon))
+
+
+# what a DP mechanism released (e.g. text sampled from a DP-trained generator): releasable at the ε on its
+# carrier. A text that repeats a private span or a canary is let through and counted by the auditor, not refused
+DP_OUTPUTS = "dp_outputs"
 
 
 def array_digest(a: np.ndarray) -> str:
@@ -74,7 +88,7 @@ class NoCanary(Rule):
         self._encoded = [c.encode() for c in self.canaries]
 
     def check(self, out: Outgoing) -> None:
-        if out.exposure_declared and out.carrier.exposure in self.WAIVED:
+        if out.exposure_declared and out.carrier.exposure in self.WAIVED or out.dp_covered:
             return
         if self._found(out):
             raise out.refuse(self.name, "it contains a planted canary secret",
@@ -94,7 +108,8 @@ class NoPrivateRecords(Rule):
     the running strategy declared *and* that exact text was admitted for the exposure
     (``admitted[exposure]`` holds ``fingerprint.text_digest`` of each admitted text): an
     'inference_records' carrier may send the inference inputs that arrived, never a training
-    record labelled that way. ``admitted`` is read at each check (the data party adds to it)."""
+    record labelled that way; a declared :data:`DP_OUTPUTS` carrier with a finite ε may send any text (its
+    DP guarantee covers them). ``admitted`` is read at each check (the data party adds to it)."""
 
     name = "no-private-records"
 
@@ -134,6 +149,9 @@ class NoPrivateRecords(Rule):
                     self.name, f"{what}, and {why}",
                     "send only public or synthetic text; a strategy that must expose records declares it "
                     "(Strategy.exposes) and sets that exposure on the carrier, and the exposure is recorded")
+            if exposure == DP_OUTPUTS:
+                raise out.refuse(self.name, what + f", and the '{DP_OUTPUTS}' carrier states no finite ε",
+                                 "attach the DP mechanism's PrivacySpend (its finite epsilon) to the carrier")
             raise out.refuse(
                 self.name, what + f", and it is not one of the texts admitted under exposure '{exposure}'",
                 f"'{exposure}' covers only the exact texts admitted for it (DataParty.admit(texts, '{exposure}')): "
@@ -141,8 +159,8 @@ class NoPrivateRecords(Rule):
 
     def _admits(self, out: Outgoing, text: str) -> bool:
         exposure = out.carrier.exposure
-        return (out.exposure_declared
-                and self.fingerprint.text_digest(text) in self.admitted.get(exposure, set()))
+        return out.dp_covered or (out.exposure_declared
+                                  and self.fingerprint.text_digest(text) in self.admitted.get(exposure, set()))
 
 
 class NoModelWeights(Rule):

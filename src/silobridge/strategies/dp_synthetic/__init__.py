@@ -4,6 +4,7 @@ labelled records with DP-SGD (Opacus), samples labelled synthetic records, and s
 (epsilon, delta) spent; the model party LoRA-tunes its LM on them. The LM then serves inference.
 For task 'domain-lm' the generator learns the raw private texts, samples unlabelled texts, and the
 LM is tuned on next-token prediction over them."""
+from silobridge.boundary import DP_OUTPUTS
 from silobridge.strategies.base import Strategy, TaskKind, register
 from silobridge.strategies.dp_synthetic.config import DPSyntheticConfig
 from silobridge.strategies.dp_synthetic.data_side import DPSyntheticData
@@ -18,6 +19,8 @@ class DPSynthetic(Strategy):
     DataSide = DPSyntheticData
     ModelSide = DPSyntheticModel
     model_params = DP_SYNTHETIC_PARAMS
-    exposes = frozenset({"lm_weights", "inference_records"})
+    # dp_outputs: the synthetic texts, sampled from the DP-trained generator; their ε covers them, so one that
+    # happens to repeat a private span (a short WordNet definition, say) crosses and is counted, not refused
+    exposes = frozenset({"lm_weights", "inference_records", DP_OUTPUTS})
     kinds = frozenset({TaskKind.CLASSIFY, TaskKind.DOMAIN_LM})  # not tables (task tabular)
     model_lms = True

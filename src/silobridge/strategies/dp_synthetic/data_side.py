@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from silobridge.boundary import Metrics, PrivacySpend, TextBatch, expect
+from silobridge.boundary import DP_OUTPUTS, Metrics, PrivacySpend, TextBatch, expect
 from silobridge.boundary.fingerprint import words
 from silobridge.errors import DataError
 from silobridge.models.generate import generate
@@ -48,15 +48,15 @@ class DPSyntheticData(LMServedData):
         texts = generate(gen_lm, prompts, c.max_new_tokens, batch_size=c.sample_batch_size, seed=data.seed, model=gen,
                          desc="sampling synthetic")
         # 4. drop too-short rows. Nothing here reads the private records: DP covers the samples only as
-        #    post-processing of the generator. The gate's audit still stops the run (it does not filter) if
-        #    a row repeats a private span.
+        #    post-processing of the generator. They cross as declared DP outputs with their ε: the gate lets
+        #    a row that repeats a private span through, and the auditor counts it (raw-record hits).
         keep = [i for i, t in enumerate(texts) if len(words(t)) >= c.min_words]
         if not keep:
             raise DataError(f"the DP generator produced no usable rows out of {len(texts)}", where="dp-synthetic",
                             fix="raise strategy.per_class or strategy.epsilon, or lower strategy.min_words")
         batch = TextBatch([texts[i] for i in keep], purpose="dp synthetic",
                           labels=None if domain else [labels[i] for i in keep],
-                          privacy=PrivacySpend(eps, spec.delta, f"DP-SGD ({spec.accountant})"))
+                          privacy=PrivacySpend(eps, spec.delta, f"DP-SGD ({spec.accountant})"), exposure=DP_OUTPUTS)
         reply = expect(data.model.call("tune-lm" if domain else "tune", batch), Metrics)
         super().fit(data)
         self.report = {"epsilon_target": c.epsilon, "epsilon_spent": eps, "delta": spec.delta,
