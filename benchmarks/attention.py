@@ -1,28 +1,37 @@
-"""Which attention implementation is faster for one forward of the bundled LM on this CPU, per dtype,
-with left padding (a mask and position ids, as label scoring runs it) and without:
+"""Which attention implementation is faster for one forward of the bundled LM on this CPU, per dtype and
+prompt length, with left padding (a mask and position ids, as label scoring runs it) and without: eager,
+SDPA, and silobridge's by-length choice (`models/attention.py`: eager up to 256 keys, SDPA beyond; what
+`lm.dtype=bfloat16` loads on a CPU).
 
-    .venv/bin/python benchmarks/attention.py
+    .venv/bin/python benchmarks/attention.py [--widths 100,140,480] [--threads 2]
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 import torch
 
+from silobridge.models.attention import register
 from silobridge.models.lm import load_lm
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--widths", default="100,140,480")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
     print(f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}")
     for dtype in ("float32", "bfloat16"):
-        for attn in ("sdpa", "eager"):
-            lm = load_lm(None, dtype=dtype, device="cpu")
-            lm.model.config._attn_implementation = attn
-            for n, width in ((8, 100), (32, 140)):
+        lm = load_lm(None, dtype=dtype, device="cpu")
+        for attn in ("sdpa", "eager", register()):
+            lm.model.set_attn_implementation(attn)
+            for width in (int(w) for w in a.widths.split(",")):
+                n = 8
                 ids = torch.randint(100, 40000, (n, width), generator=torch.Generator().manual_seed(0))
                 mask = torch.ones_like(ids)
-                mask[: n // 2, :10] = 0
+                mask[: n // 2, :width // 10] = 0
                 pos = (mask.cumsum(-1) - 1).clamp(min=0)
                 for label, kw in (("no mask", {"input_ids": ids}),
                                   ("mask", {"input_ids": ids, "attention_mask": mask, "position_ids": pos})):
@@ -32,7 +41,8 @@ def main() -> None:
                         for _ in range(3):
                             lm.model(**kw, logits_to_keep=1)
                     dt = (time.perf_counter() - t) / 3
-                    print(f"{dtype:9} {attn:6} {n:3} x {width:3} {label:8} {n * width / dt:7,.0f} tokens/s", flush=True)
+                    print(f"{dtype:9} {attn:21} {n:3} x {width:3} {label:8} {n * width / dt:7,.0f} tokens/s",
+                          flush=True)
 
 
 if __name__ == "__main__":

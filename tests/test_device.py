@@ -123,3 +123,27 @@ def test_auto_keeps_float32_for_a_strategy_bf16_hurts(small_cfg, tmp_path, monke
     assert auto["config"]["lm"]["dtype"] == "auto"
     asked = run("lm-zero-shot", with_dtype(small_cfg, "bfloat16"), tmp_path / "bf16")
     assert asked["env"]["model_party"]["dtype"] == "bfloat16"
+
+
+def test_bf16_attention_is_eager_for_short_inputs_and_sdpa_for_long(tiny_lm_dir):
+    """A bf16 LM on a CPU loads with the by-length attention: a 20-token batch computes exactly as eager
+    attention does, a 300-token one exactly as SDPA (on the same float mask)."""
+    from silobridge.models.attention import BY_LENGTH, LONG
+    from silobridge.models.lm import load_lm
+
+    lm = load_lm(tiny_lm_dir, dtype="bfloat16", device="cpu")
+    assert lm.model.config._attn_implementation == BY_LENGTH
+    g = torch.Generator().manual_seed(0)
+    for width, same_as in ((20, "eager"), (LONG + 44, "sdpa")):
+        ids = torch.randint(5, 200, (3, width), generator=g)
+        mask = torch.ones_like(ids)
+        mask[0, :width // 3] = 0  # left padding, as label scoring runs it
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        outs = {}
+        for attn in (BY_LENGTH, "eager", "sdpa"):
+            lm.model.set_attn_implementation(attn)
+            with torch.no_grad():
+                outs[attn] = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1].float()
+        assert torch.equal(outs[BY_LENGTH], outs[same_as]), width
+        assert not torch.equal(outs["eager"], outs["sdpa"])  # in bf16 the two round differently: a real choice
+    lm.model.set_attn_implementation(BY_LENGTH)

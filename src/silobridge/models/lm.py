@@ -131,6 +131,7 @@ def load_lm(path: str | None = None, threads: int | None = None, dtype: str = "a
     in ``dtype`` on ``device`` (see :mod:`silobridge.models.device`)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from silobridge.models.attention import register as register_attention
     from silobridge.models.device import resolve
 
     dev, dt = resolve(dtype, device)
@@ -154,11 +155,11 @@ def load_lm(path: str | None = None, threads: int | None = None, dtype: str = "a
                              where=str(path), fix="pass a local directory saved with save_pretrained()")
     try:
         tok = AutoTokenizer.from_pretrained(src, **kw)
-        # bf16 on a CPU: eager attention beats SDPA with a padding mask (benchmarks/attention.py: 1,193 vs
-        # 1,158 prompt tokens/s at 8 x 100 tokens, 1,356 vs 1,182 at 32 x 140); float32 keeps SDPA
-        eager = dt == torch.bfloat16 and dev.type == "cpu"
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=dt, **kw,
-                                                     **({"attn_implementation": "eager"} if eager else {})).to(dev)
+        # bf16 on a CPU: eager attention beats SDPA for short prompts, SDPA wins beyond about 250 tokens
+        # (models/attention.py, benchmarks/attention.py): each layer picks by length; float32 keeps SDPA
+        by_length = dt == torch.bfloat16 and dev.type == "cpu"
+        model = AutoModelForCausalLM.from_pretrained(
+            src, dtype=dt, **kw, **({"attn_implementation": register_attention()} if by_length else {})).to(dev)
     except Exception as exc:  # any loader failure (missing file, corrupt safetensors, bad config)
         raise ModelError(f"cannot load the causal LM: {exc}", where=str(src),
                          fix="check the directory holds a complete causal-LM checkpoint and tokenizer") from exc
