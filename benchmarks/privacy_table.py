@@ -2,7 +2,8 @@
 row per (task kind, strategy): ε of the training records as the score counts it (0: nothing computed from them
 crossed; ∞: something did without DP), canary hits in the traffic, the deployed LM's canary exposure (largest over
 the canaries, bits), membership inference on the deployed SM (AUC, TPR at 1 % FPR), the emulator's next-token
-agreement with the LM and the deployed SM's label agreement with it; mean ± sd over the seeds found.
+agreement with the LM and the deployed SM's label agreement with it, the share of the test texts' tokens the
+model party recovers from split learning's activations; mean ± sd over the seeds found.
 "–": the attack does not apply (or the run predates it). Reads `result.json` files only.
 
     .venv/bin/python benchmarks/privacy_table.py benchmarks/results/dtype/bfloat16 [more dirs]
@@ -36,8 +37,8 @@ def main() -> None:
             r = json.loads(p.read_text())
             runs.setdefault((r.get("task_kind", "classify"), variant(r)), []).append(r)
     print("| task | strategy | runs | ε | canary hits | canary exposure max (bits) | MIA AUC | MIA TPR @ 1 % FPR "
-          "| emulator next-token agreement | SM label agreement with the LM | audit s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| emulator next-token agreement | SM label agreement with the LM | token recovery | audit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (kind, name), rs in sorted(runs.items()):
         p = [r["objectives"]["privacy"] for r in rs]
         m = [r["objectives"].get("model_leakage", {}) for r in rs]
@@ -46,6 +47,7 @@ def main() -> None:
               f"{fmt([q.get('mia_auc') for q in p], '.3f')} | {fmt([q.get('mia_tpr_at_1pct_fpr') for q in p])} | "
               f"{fmt([x.get('extraction_agreement') for x in m], '.3f')} | "
               f"{fmt([x.get('extraction_label_agreement') for x in m], '.3f')} | "
+              f"{fmt([q.get('token_recovery') for q in p], '.3f')} | "
               f"{fmt([r['objectives']['compute'].get('audit_seconds') for r in rs], '.0f')} |")
 
 
