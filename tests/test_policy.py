@@ -296,6 +296,8 @@ def test_auditor_counts_canaries_and_records_in_metadata():
     assert auditor.records_declared == {1}
     assert dict(auditor.exposures["inference_records"]) == {"carriers": 1, "texts": 1,
                                                            "bytes": data.ledger.entries[2].bytes}
+    counts = auditor.exposure_counts()  # the records each exposure's texts reproduced (metadata not counted)
+    assert counts["inference_records"]["records"] == 0 and counts["evaluation_records"]["records"] == 1
 
 
 def test_auditor_reports_the_model_partys_shares():

@@ -101,7 +101,7 @@ def test_crossing_activations_are_clean_embeddings_plus_noise(small_cfg, tiny_lm
     p = result["objectives"]["privacy"]
     assert p["raw_record_hits"] == 0 and p["canary_hits"] == 0 and p["epsilon"] is None
     assert "inference_records" not in p["exposures"]
-    assert p["exposures"]["inference_activations"] == {"carriers": len(batches), "texts": 0,
+    assert p["exposures"]["inference_activations"] == {"carriers": len(batches), "texts": 0, "records": 0,
                                                        "bytes": p["exposures"]["inference_activations"]["bytes"]}
     assert set(p["exposures"]) == {"lm_weights", "private_activations", "private_gradients", "inference_activations"}
     r = result["report"]

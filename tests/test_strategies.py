@@ -158,6 +158,10 @@ def test_every_domain_lm_strategy_runs_on_tiny_models(name, small_cfg, tmp_path,
         assert result["objectives"]["lm_queries"]["calls"] == 0
     if name in ("lm-finetune-private", "dp-synthetic"):
         assert ("data", "tune-lm") in [(e["sender"], e["op"]) for e in ledger]
+    if name == "dp-synthetic":  # the DP samples cross as declared DP outputs, with their ε on the carrier
+        dp = p["exposures"]["dp_outputs"]
+        assert dp["carriers"] == dp["dp_carriers"] == 1 and dp["texts"] > 0 and 0 <= dp["records"] <= dp["texts"]
+        assert [e["epsilon"] for e in ledger if e["exposure"] == "dp_outputs"] == [p["epsilon"]]
 
 
 def test_classify_only_strategy_refuses_domain_lm(small_cfg, tmp_path):

@@ -24,6 +24,7 @@ class Auditor:
         self.records_seen: set[int] = set()
         self.records_declared: set[int] = set()
         self.exposures: dict[str, Counter[str]] = {}  # exposure -> carriers, texts, bytes
+        self.exposure_records: dict[str, set[int]] = {}  # exposure -> the records found in its carriers' texts
         self.declared_share = 0.0  # the largest share of LM parameters the model party declared sending
         self.generated: list[str] = []  # texts the model party sent (its LM's writing): for watermark detection
 
@@ -45,8 +46,14 @@ class Auditor:
             self.records_seen |= hits
             if carrier.exposure:
                 self.records_declared |= hits
+                self.exposure_records.setdefault(carrier.exposure, set()).update(hits)
         for s in metadata(carrier):
             self.records_seen |= self.fingerprint.hits(s)
+
+    def exposure_counts(self) -> dict[str, dict[str, int]]:
+        """Per declared exposure: carriers, texts, bytes, DP carriers, and the distinct protected records its
+        texts reproduced (e.g. how many private records DP samples repeated)."""
+        return {k: dict(v) | {"records": len(self.exposure_records.get(k, ()))} for k, v in self.exposures.items()}
 
     def model_leakage(self, exact_share: float) -> dict[str, float]:
         """Share of the LM's parameters that crossed: bit-exact copies (``exact_share``, which the

@@ -248,7 +248,7 @@ def run(strategy: str, cfg: RunConfig, out: str | Path, remote: Remote | None = 
                 "canary_hits": auditor.canary_hits,
                 "raw_record_hits": len(auditor.records_seen),
                 "declared_exposures": len(auditor.records_declared),
-                "exposures": {k: dict(v) for k, v in auditor.exposures.items()},
+                "exposures": auditor.exposure_counts(),
                 # PII entities the data party's egress sanitiser masked (null: policy.sanitize off)
                 "pii_masked": data.sanitiser.report()["entities_masked"] if data.sanitiser else None,
                 # share of the test texts' tokens the model party recovers from what crossed (null: no attack)
