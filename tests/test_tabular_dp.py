@@ -207,7 +207,7 @@ def test_zero_shot_prompt_is_chosen_on_validation_rows(table_cfg, tmp_path, monk
     assert not set(splits.test.texts) & {t for texts in before for t in texts}
     # declared: the validation rows crossed as 'validation_records', once per (template, words) candidate
     assert o["privacy"]["exposures"]["validation_records"] | {"bytes": 0} == {"carriers": 4, "texts": 4 * len(
-        splits.val), "bytes": 0}
+        splits.val), "bytes": 0, "records": len(splits.val)}  # each validation row is one protected record
     assert o["privacy"]["raw_record_hits"] == o["privacy"]["declared_exposures"] >= len(splits.val) + len(splits.test)
     # the chosen figure is the validation rows' own (the data party holds no test label to read)
     schema = schema_of(splits.task)
