@@ -1,14 +1,15 @@
 """Split learning (`split`): utility and token recovery from the crossing activations by noise level (issue 15).
 
-For each cut layer and `strategy.noise_std`, one normal `split` run on the bundled reviews; every carrier
-that crosses is recorded on the way (the auditor's view). The attacker is the model party: it owns the
-bottom blocks it sent (the `bottom.reply` carrier, exactly as it crossed), knows the clip and the noise
-level, runs public texts through those blocks and the same release mechanism (its own noise), fits a
-linear inverter (ridge least squares, activation -> token id) and applies it to the activations of the test
-texts that crossed for inference; at cut 0 it also maps each activation to the nearest embedding row
-(cosine). Recovery is the share of the test texts' real token positions whose id is recovered exactly;
-chance is always guessing the most frequent public token. ε is per example, per release (analytic
-Gaussian mechanism, sensitivity 2·clip, σ = noise_std·clip, δ = strategy.delta): not a training guarantee.
+For each cut layer and `strategy.noise_std`, one normal `split` run on the bundled reviews, whose auditor
+runs the attack (`audit.inversion`; the figures are the result's `report.inversion`). The attacker is the
+model party: it owns the bottom blocks it sent (the `bottom.reply` carrier, exactly as it crossed), knows
+the clip and the noise level, runs public texts through those blocks and the same release mechanism (its
+own noise), fits a linear inverter (ridge least squares, activation -> token id) and applies it to the
+activations of the test texts that crossed for inference; at cut 0 it also maps each activation to the
+nearest embedding row (cosine). Recovery is the share of the test texts' real token positions
+whose id is recovered exactly; chance is always guessing the most frequent public token. ε is per example,
+per release (analytic Gaussian mechanism, sensitivity 2·clip, σ = noise_std·clip, δ = strategy.delta):
+not a training guarantee.
 
 Small sizes by default; the CPU is shared, so keep it small (or pass --set data.n_private=400 ... to scale):
 
@@ -21,46 +22,20 @@ import json
 import time
 from pathlib import Path
 
-from silobridge.bench import runner
-from silobridge.bench.audit import Auditor
-from silobridge.bench.runner import load_splits, run
-from silobridge.boundary import Weights
+from silobridge.bench.runner import run
 from silobridge.configs import apply_overrides, from_dict
 from silobridge.settings import RunConfig
-from silobridge.strategies.split.audit import invert, token_ids
-from silobridge.strategies.split.blocks import rebuild_bottom
 
 SMALL = ["data.n_private=64", "data.n_val=16", "data.n_public=64", "data.n_test=48", "data.n_lm_eval=0",
          "lm.dtype=float32", "audit.mia=false"]
 
 
-class Recorder(Auditor):
-    """The auditor, also keeping every carrier that crossed (op, sender, carrier)."""
-
-    crossed: list = []
-
-    def __call__(self, entry, carrier, payload):
-        Recorder.crossed.append((entry.op, entry.sender, carrier))
-        super().__call__(entry, carrier, payload)
-
-
-def one(cfg: RunConfig, out: Path, n_attack: int, seed: int) -> dict:
-    """One split run and the inversion of its test texts' crossing activations."""
-    Recorder.crossed = []
-    runner.Auditor = Recorder
+def one(cfg: RunConfig, out: Path) -> dict:
+    """One split run; its auditor's inversion of the test texts' crossing activations (``report.inversion``)."""
     t0 = time.perf_counter()
     result = run("split", cfg, out)
     run_s = time.perf_counter() - t0
-    crossed = list(Recorder.crossed)
     s = result["config"]["strategy"]
-    w = next(c for op, sender, c in crossed if op == "bottom.reply" and isinstance(c, Weights))
-    tok, bottom = rebuild_bottom(w)  # the attacker's copy: exactly what it sent
-    splits = load_splits(cfg)
-    batches = [c.values for op, sender, c in crossed if op == "forward" and sender == "data"]
-    t1 = time.perf_counter()
-    attack = invert(bottom, tok, splits.public[:n_attack], batches, token_ids(tok, splits.test.texts, s["max_tokens"]),
-                    clip=s["clip"], noise_std=s["noise_std"], max_tokens=s["max_tokens"], batch_size=s["batch_size"],
-                    cut_layer=s["cut_layer"], seed=seed + 1)
     u, r = result["objectives"]["utility"], result["report"]
     c = result["objectives"]["communication"]
     return {"cut_layer": s["cut_layer"], "noise_std": s["noise_std"], "clip": s["clip"],
@@ -68,7 +43,8 @@ def one(cfg: RunConfig, out: Path, n_attack: int, seed: int) -> dict:
             "accuracy": u["accuracy"], "macro_f1": u["macro_f1"], "majority_baseline": u.get("majority_baseline"),
             "bytes": c["bytes_data_to_model"] + c["bytes_model_to_data"], "lm_param_share": r["lm_param_share"],
             "clipped_share": r["clipped_share"], "activation_norm_median": r["activation_norm_median"],
-            "attack": attack, "run_seconds": round(run_s, 1), "attack_seconds": round(time.perf_counter() - t1, 1)}
+            "attack": r["inversion"], "run_seconds": round(run_s, 1),
+            "attack_seconds": result["objectives"]["compute"]["audit_seconds"]}
 
 
 def show(x, spec: str) -> str:
@@ -88,9 +64,10 @@ def main() -> None:
     rows = []
     for cut in [int(x) for x in args.cuts.split(",")]:
         for noise in [float(x) for x in args.noise.split(",")]:
-            cfg = from_dict(RunConfig, apply_overrides({}, SMALL + [f"seed={args.seed}", f"strategy.cut_layer={cut}",
-                                                                    f"strategy.noise_std={noise}", *args.set]))
-            row = one(cfg, out / f"cut{cut}-noise{noise}", args.attack_texts, args.seed)
+            cfg = from_dict(RunConfig, apply_overrides({}, SMALL + [
+                f"seed={args.seed}", f"strategy.cut_layer={cut}", f"strategy.noise_std={noise}",
+                f"audit.inversion_texts={args.attack_texts}", *args.set]))
+            row = one(cfg, out / f"cut{cut}-noise{noise}")
             print(json.dumps(row), flush=True)
             rows.append(row)
     out.mkdir(parents=True, exist_ok=True)
