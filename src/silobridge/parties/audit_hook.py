@@ -41,7 +41,7 @@ def answer(side, party, request: dict[str, Any]) -> dict[str, Any]:
         lm = _untuned(side, party)
         return {"next_tokens": next_token_top1(lm, texts).tolist()}
     if "labels" in request:
-        from silobridge.strategies.prompting import PromptConfig, prompt_for, words_for
+        from silobridge.strategies.prompting import Calibration, PromptConfig, calibrate, prompt_for, words_for
 
         texts = _texts(request, "labels")
         calib = _texts(request, "calibration") if "calibration" in request else []
@@ -56,8 +56,9 @@ def answer(side, party, request: dict[str, Any]) -> dict[str, Any]:
         lm.meter.__dict__.update(billed.__dict__)  # measurement, not a query: the session's bill is unchanged
         own = logp[:len(texts)]
         out = {"labels": [int(i) for i in own.argmax(1)]}
-        if calib:
-            out["calibrated"] = [int(i) for i in (own - logp[len(texts):].mean(0)).argmax(1)]
+        if calib:  # the strategies' own 'mean' calibration, its bias measured on the calibration texts
+            fixed = calibrate(own, Calibration.MEAN, bias=logp[len(texts):].mean(0))
+            out["calibrated"] = [int(i) for i in fixed.argmax(1)]
         return out
     if "watermark" in request:
         texts = _texts(request, "watermark")
