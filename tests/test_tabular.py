@@ -283,6 +283,31 @@ def test_the_task_kind_is_labelled():
     assert TaskKind.TABULAR.labelled and TaskKind.CLASSIFY.labelled and not TaskKind.DOMAIN_LM.labelled
 
 
+def test_guided_writing_makes_a_random_lm_write_rows_that_parse(table_cfg, tiny_lm_dir, tmp_path):
+    """Guided writing (the default with the LM's weights): the tiny LM has random weights and could never keep
+    the format by itself, yet every row it writes is valid — categories from the schema, numbers within
+    max_digits and with the column's decimals — and the rows differ (sampled, not a fixed filler)."""
+    from silobridge.models.guided import Field, write_records
+    from silobridge.models.lm import load_lm
+
+    lm = load_lm(tiny_lm_dir, dtype="float32")
+    fields = [Field("home is", ".", choices=("rent", "own", "parents")), Field("age is", ".", digits=2),
+              Field("income is", ".", digits=6, decimals=2)]
+    values = write_records(lm, ["Write a row:"] * 12, fields, batch_size=5, seed=1)
+    assert len(values) == 12 and all(len(v) == 3 for v in values)
+    for home, age, income in values:
+        assert home in ("rent", "own", "parents")
+        assert age.isdigit() and len(age) <= 2
+        whole, _, frac = income.partition(".")
+        assert whole.isdigit() and len(whole) <= 6 and frac.isdigit() and len(frac) <= 2
+    assert len({tuple(v) for v in values}) > 1
+    assert write_records(lm, ["Write a row:"] * 12, fields, batch_size=5, seed=1) == values  # seeded
+    cfg = dataclasses.replace(table_cfg, strategy={"per_class": 6, "agreement_keep": 1.0})
+    rep = run("synthetic-rows", cfg, tmp_path / "a")["report"]
+    assert rep["writing"] == "guided" and rep["generated"] == 12 and rep["dropped"]["invalid"] == 0
+    assert rep["valid"] + rep["dropped"]["duplicate"] == 12 and rep["kept"] == rep["valid"] > 0
+
+
 def test_synthetic_rows_keeps_valid_typical_rows(table_cfg, tmp_path, monkeypatch):
     """The LM's replies (stubbed: rows in another case, chatter around them, broken ones) are parsed and
     validated against the schema; the valid ones are filtered by the SM and train it. Only a config and
@@ -294,7 +319,7 @@ def test_synthetic_rows_keeps_valid_typical_rows(table_cfg, tmp_path, monkeypatc
         return [good if i % 3 == 0 else ("age is 41. home is castle." if i % 3 == 1 else "no idea")
                 for i in range(len(users))]
 
-    cfg = dataclasses.replace(table_cfg, strategy={"per_class": 6, "agreement_keep": 1.0})
+    cfg = dataclasses.replace(table_cfg, strategy={"per_class": 6, "agreement_keep": 1.0, "writing": "free"})
     monkeypatch.setattr(ModelParty, "generate_replies", replies)
     result = run("synthetic-rows", cfg, tmp_path / "a")
     rep = result["report"]

@@ -93,7 +93,8 @@ def prompts(monkeypatch):
 
 
 def summaries_cfg(table_cfg, **more):
-    return dataclasses.replace(table_cfg, strategy={"per_class": 3, "summaries": True, "summary_epsilon": 2.0} | more)
+    return dataclasses.replace(table_cfg, strategy={"per_class": 3, "summaries": True, "summary_epsilon": 2.0,
+                                                  "writing": "free"} | more)
 
 
 def test_summaries_cross_with_their_epsilon_and_no_private_row(table_cfg, tmp_path, prompts):
@@ -123,7 +124,8 @@ def test_summaries_cross_with_their_epsilon_and_no_private_row(table_cfg, tmp_pa
     data.gate.send(Config(values={"summaries": rep["per_class"]}), "model", "generate")
     # off (the default): nothing of the private rows crosses, ε is not reported
     prompts.clear()
-    off = run("synthetic-rows", dataclasses.replace(table_cfg, strategy={"per_class": 3}), tmp_path / "b")
+    off = run("synthetic-rows", dataclasses.replace(table_cfg, strategy={"per_class": 3, "writing": "free"}),
+              tmp_path / "b")
     assert off["objectives"]["privacy"]["epsilon"] is None and off["report"]["summaries"] is None
     assert not any("noisy summary" in p for p in prompts)
 

@@ -19,5 +19,5 @@ class SyntheticRows(Strategy):
     Config = SyntheticRowsConfig
     DataSide = SyntheticRowsData
     ModelSide = SyntheticRowsModel
-    model_params = ("max_new_tokens", "temperature", "top_p", "batch_size")
+    model_params = ("writing", "max_digits", "max_new_tokens", "temperature", "top_p", "batch_size")
     kinds = frozenset({TaskKind.TABULAR})

@@ -3,10 +3,18 @@ from dataclasses import dataclass
 
 from silobridge.configs import check, option
 
+WRITING = ("auto", "guided", "free")
+
 
 @dataclass
 class SyntheticRowsConfig:
     per_class: int = option(20, "rows the LM writes per class")
+    writing: str = option("auto", "how the LM writes a row: 'guided' (the row's frame is fixed and the LM picks each "
+                                  "value, constrained to the column's categories or to a number: every row parses), "
+                                  "'free' (it writes the whole row as text, parsed and validated after), or 'auto' "
+                                  "(guided with the LM's weights, free for a black-box LM, whose server cannot be "
+                                  "constrained here)")
+    max_digits: int = option(7, "guided writing: most integer digits of a number the LM writes")
     max_new_tokens: int = option(120, "most tokens the LM writes per row (a field is about 6 tokens)")
     temperature: float = option(0.9, "LM sampling temperature")
     top_p: float = option(0.95, "LM nucleus-sampling mass")
@@ -33,6 +41,8 @@ class SyntheticRowsConfig:
 
     def __post_init__(self) -> None:
         check(1 <= self.per_class <= 10_000, "strategy.per_class", self.per_class, "in [1, 10000]")
+        check(self.writing in WRITING, "strategy.writing", self.writing, f"one of {', '.join(WRITING)}")
+        check(1 <= self.max_digits <= 15, "strategy.max_digits", self.max_digits, "in [1, 15]")
         check(self.max_new_tokens >= 8, "strategy.max_new_tokens", self.max_new_tokens, ">= 8")
         check(self.temperature > 0, "strategy.temperature", self.temperature, "> 0")
         check(0 < self.top_p <= 1, "strategy.top_p", self.top_p, "in (0, 1]")

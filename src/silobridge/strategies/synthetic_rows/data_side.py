@@ -111,7 +111,8 @@ class SyntheticRowsData(DataSide):
         targets = np.vstack([onehot, data.one_hot(ys_arr[keep])]) if kept else onehot
         weights = np.concatenate([np.ones(len(private)), np.full(len(kept), c.alpha)])
         self.sm = data.new_sm().fit(private + kept, targets, sample_weight=weights, val=val)
-        self.report = {"generated": len(reply.items), "valid": len(rows), "kept": len(kept), "dropped": dropped,
+        self.report = {"writing": "guided" if "guided" in reply.purpose else "free", "generated": len(reply.items),
+                       "valid": len(rows), "kept": len(kept), "dropped": dropped,
                        "invalid_reasons": reasons,
                        "kept_per_class": np.bincount(ys_arr[keep], minlength=len(data.task.label_names)).tolist(),
                        # no valid row: the SM is the private rows' alone (said here, never hidden)

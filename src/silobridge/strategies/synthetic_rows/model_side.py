@@ -7,8 +7,10 @@ import math
 import re
 
 from silobridge.boundary import Carrier, Config, TextBatch
-from silobridge.data.table import CATEGORICAL, TableSchema
+from silobridge.data.table import CATEGORICAL, NUMERIC, TableSchema
 from silobridge.errors import BoundaryError
+from silobridge.models.guided import Field, write_records
+from silobridge.models.lm import build_prompt
 from silobridge.strategies.base import ModelSide
 
 ASK = ("Write one new, realistic {what} of the class '{word}'. {hint}Write every field as one sentence, in this "
@@ -113,7 +115,40 @@ class SyntheticRowsModel(ModelSide):
             schema = TableSchema.from_json(party.task.table)
             summaries = check_summaries(schema, len(party.task.label_names), summaries)
         users, labels = requests(party.task, per_class, summaries)
-        params = [cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, seed]
-        texts, _ = party.memo_texts("rows", [users, *params], lambda: party.generate_replies(
-            users, *params, desc="LM writing rows"))
-        return TextBatch(items=texts, labels=labels, purpose="synthetic rows")
+        mode = self.writing()
+        if mode == "guided":
+            schema = TableSchema.from_json(party.task.table)
+            params = [cfg.temperature, cfg.top_p, cfg.batch_size, seed, cfg.max_digits]
+            texts, _ = party.memo_texts("guided-rows", [users, *params], lambda: guided_rows(
+                party, schema, users, *params))
+        else:
+            params = [cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.batch_size, seed]
+            texts, _ = party.memo_texts("rows", [users, *params], lambda: party.generate_replies(
+                users, *params, desc="LM writing rows"))
+        return TextBatch(items=texts, labels=labels, purpose=f"synthetic rows, {mode} writing")
+
+    def writing(self) -> str:
+        """'guided' or 'free', as ``strategy.writing`` resolves for this LM (named in the reply's purpose)."""
+        mode = self.config.writing
+        if mode == "auto":
+            mode = "free" if self.party.black_box else "guided"
+        return mode
+
+
+def fields_of(schema: TableSchema, max_digits: int) -> list[Field]:
+    """The schema's columns as guided-writing fields, framed by its row template."""
+    before, after = schema.template.split("{value}")
+    return [Field(prefix=before.replace("{name}", col.name), suffix=after,
+                  choices=col.categories if col.kind == CATEGORICAL else (), digits=max_digits,
+                  decimals=col.decimals) for col in schema.columns]
+
+
+def guided_rows(party, schema: TableSchema, users: list[str], temperature: float, top_p: float, batch_size: int,
+                seed: int, max_digits: int) -> list[str]:
+    """One row per request, written by the LM value by value in the schema's frame (models/guided.py)."""
+    lm = party.lm
+    values = write_records(lm, [build_prompt(lm, u) for u in users], fields_of(schema, max_digits), temperature,
+                           top_p, batch_size, seed, desc="LM writing rows (guided)")
+    rows = [{col.name: (float(v) if col.kind == NUMERIC else v) for col, v in zip(schema.columns, vals)}
+            for vals in values]
+    return [schema.serialise(r) for r in rows]
