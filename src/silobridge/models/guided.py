@@ -52,42 +52,40 @@ class _Vocab:
 
 
 class _Number:
-    """Which tokens may come next in '<digits>[.<decimals>]<end>' given the tokens written so far. ``end``
-    is the field's end mark when it is one token (else the LM ends the number with its end-of-text token);
-    when the mark is '.', a first '.' opens the decimals of a column that has them and a second one ends
-    the number."""
+    """A number '<digits>[.<decimals>]': which tokens may come next, and where it ends. ``end`` is the token
+    that ends it: the field's own end mark when that is one token (then part of the value's tokens; when the
+    mark is '.', a first '.' opens the decimals of a column that has them and a second one ends the number),
+    else the first token of what follows (not part of the value)."""
 
-    def __init__(self, vocab: _Vocab, field: Field, end: int | None, mark: str, eos: int):
-        self.v, self.f, self.eos = vocab, field, eos
-        self.end = end if end is not None else eos
-        self.point = bool(field.decimals) and end is not None and mark == "."
+    def __init__(self, vocab: _Vocab, field: Field, end: int, own: bool, mark: str):
+        self.v, self.f, self.end, self.own = vocab, field, end, own
+        self.point = bool(field.decimals) and own and mark == "."
 
-    def _read(self, written: list[int]) -> tuple[str, str | None, bool]:
-        """(integer digits, decimal digits or None before the point, finished?)"""
+    def _read(self, written: list[int]) -> tuple[str, str | None, int | None]:
+        """(integer digits, decimal digits or None before the point, tokens the value took once complete)"""
         whole, frac = "", None
-        for t in written:
-            if t == self.eos:
-                return whole, frac, True
+        for k, t in enumerate(written):
             if t == self.end:
                 if self.point and frac is None:
                     frac = ""
                     continue
-                return whole, frac, True
+                return whole, frac, k + 1 if self.own else k
             if t in self.v.digits:
                 if frac is None:
                     whole += self.v.digits[t]
                 else:
                     frac += self.v.digits[t]
-        return whole, frac, False
+        return whole, frac, None
 
     def allowed(self, written: list[int]) -> list[int]:
-        whole, frac, done = self._read(written)
-        if done:
-            return [self.eos]
+        whole, frac, _ = self._read(written)
         if frac is None:
             out = self.v.upto(self.f.digits - len(whole)) + ([self.end] if whole else [])
             return out + (self.v.space if not written else [])
         return self.v.upto(self.f.decimals - len(frac)) + ([self.end] if frac else [])
+
+    def taken(self, written: list[int]) -> int | None:
+        return self._read(written)[2]
 
     def value(self, written: list[int]) -> str:
         whole, frac, _ = self._read(written)
@@ -95,70 +93,103 @@ class _Number:
 
 
 class _Choice:
-    """Which tokens may come next so that the value is one of the choices followed by the end mark."""
+    """One of the choices followed by the field's end mark: which tokens may come next, and where it ends."""
 
-    def __init__(self, tok, field: Field, end_text: str, eos: int):
+    def __init__(self, tok, field: Field, end_text: str):
         self.seqs = {tuple(tok(" " + c + end_text, add_special_tokens=False)["input_ids"]): c
                      for c in field.choices}
-        self.eos = eos
 
     def allowed(self, written: list[int]) -> list[int]:
-        w = tuple(t for t in written if t != self.eos)
-        if w in self.seqs:
-            return [self.eos]
-        n = len(w)
-        nxt = {s[n] for s in self.seqs if len(s) > n and s[:n] == w}
-        return sorted(nxt) or [self.eos]
+        n, w = len(written), tuple(written)
+        return sorted({q[n] for q in self.seqs if len(q) > n and q[:n] == w})
+
+    def taken(self, written: list[int]) -> int | None:
+        return next((len(q) for q in self.seqs if tuple(written[:len(q)]) == q), None)
 
     def value(self, written: list[int]) -> str:
-        return self.seqs.get(tuple(t for t in written if t != self.eos), "")
+        return self.seqs.get(tuple(written), "")
+
+
+class Frame:
+    """A whole record as forced text and constrained values, in order: ``allowed`` walks what is written so
+    far and names the tokens that may come next (the frame's own next token, or what the open value allows;
+    end-of-text once the record is complete); ``values`` reads a finished record back."""
+
+    def __init__(self, tok, fields: list[Field], eos: int):
+        self.eos, vocab = eos, _Vocab(tok)
+        frames = [tok(("" if k == 0 else " ") + f.prefix.rstrip(), add_special_tokens=False)["input_ids"]
+                  for k, f in enumerate(fields)]
+        self.parts: list[tuple[list[int], _Number | _Choice]] = []
+        for k, f in enumerate(fields):
+            end_text = f.suffix.rstrip()
+            if f.choices:
+                rule = _Choice(tok, f, end_text)
+            else:
+                mark = tok(end_text, add_special_tokens=False)["input_ids"] if end_text else []
+                own = len(mark) == 1
+                nxt = frames[k + 1][0] if k + 1 < len(fields) else eos
+                rule = _Number(vocab, f, mark[0] if own else nxt, own, end_text)
+            self.parts.append((frames[k], rule))
+        self.longest = sum(len(fr) + (max(len(q) for q in r.seqs) if isinstance(r, _Choice)
+                                      else r.f.digits + r.f.decimals + 3) for fr, r in self.parts) + 1
+
+    def _walk(self, written: list[int]) -> tuple[list[int] | None, list[list[int]]]:
+        """(the tokens allowed next, or None when the record is complete; the values' tokens so far)"""
+        pos, values = 0, []
+        for frame, rule in self.parts:
+            got = written[pos:pos + len(frame)]
+            if len(got) < len(frame):
+                return [frame[len(got)]], values
+            pos += len(frame)
+            rest = written[pos:]
+            used = rule.taken(rest)
+            if used is None:
+                values.append(rest)
+                return rule.allowed(rest) or [self.eos], values
+            values.append(rest[:used])
+            pos += used
+        return None, values
+
+    def allowed(self, written: list[int]) -> list[int]:
+        if self.eos in written:
+            return [self.eos]
+        nxt, _ = self._walk(written)
+        return [self.eos] if nxt is None else nxt
+
+    def values(self, written: list[int]) -> list[str]:
+        _, got = self._walk([t for t in written if t != self.eos])
+        return [rule.value(v) for (_, rule), v in zip(self.parts, got)] + [""] * (len(self.parts) - len(got))
 
 
 @torch.no_grad()
 def write_records(lm: CausalLM, prompts: list[str], fields: list[Field], temperature: float = 0.9,
                   top_p: float = 0.95, batch_size: int = 16, seed: int = 0,
                   desc: str = "writing records") -> list[list[str]]:
-    """For each prompt (a chat prompt ending where the reply starts), one record written field by field:
-    the frame (prefixes, suffixes, the space between fields) is the caller's, each value is sampled from
-    the LM under the field's constraint. Returns the values as written (a category, or a number's text),
-    one list per prompt in field order."""
+    """For each prompt (a chat prompt ending where the reply starts), one record: the frame (each field's
+    prefix, its end mark, a space between fields) is forced, each value sampled from the LM under its
+    field's constraint, in one decoding pass per batch. Returns the values as written (a category, or a
+    number's text), one list per prompt in field order."""
     model, tok = lm.model, lm.tokenizer
     model.eval()
     dev, _ = placement(model)
     eos = next((i for i in (tok.eos_token_id, tok.sep_token_id, tok.pad_token_id) if i is not None), None)
     if eos is None:
         raise ModelError("the LM's tokenizer has no end-of-text, separator or padding token", where="lm.path",
-                         fix="use a tokenizer that defines eos_token (guided writing ends each value with it)")
-    vocab = _Vocab(tok)
-
+                         fix="use a tokenizer that defines eos_token (guided writing ends each record with it)")
+    frame = Frame(tok, fields, eos)
     torch.manual_seed(seed)
-    values: list[list[str]] = [[] for _ in prompts]
-    texts = list(prompts)
-    steps = [(s, f) for s in range(0, len(prompts), batch_size) for f in range(len(fields))]
-    for s, f in track(steps, desc, total=len(steps)):
-        field = fields[f]
-        end_text = field.suffix.rstrip()
-        end = tok(end_text, add_special_tokens=False)["input_ids"] if end_text else []
-        rule = (_Choice(tok, field, end_text, eos) if field.choices
-                else _Number(vocab, field, end[0] if len(end) == 1 else None, end_text, eos))
-        batch = [texts[i] + (" " if values[i] else "") + field.prefix.rstrip() for i in range(s, min(s + batch_size,
-                                                                                                  len(texts)))]
-        enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
+    out: list[list[str]] = []
+    for s in track(range(0, len(prompts), batch_size), desc, total=-(-len(prompts) // batch_size)):
+        enc = tok(prompts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(dev)
         start = enc["input_ids"].shape[1]
-        longest = (max(len(q) for q in rule.seqs) if field.choices
-                   else field.digits + field.decimals + 3)
         gen = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], do_sample=True,
-                             temperature=temperature, top_p=top_p, max_new_tokens=longest + 1,
-                             eos_token_id=eos, pad_token_id=tok.pad_token_id,
-                             prefix_allowed_tokens_fn=lambda b, ids: rule.allowed(ids[start:].tolist()),
+                             temperature=temperature, top_p=top_p, max_new_tokens=frame.longest,
+                             eos_token_id=eos, pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos,
+                             prefix_allowed_tokens_fn=lambda b, ids: frame.allowed(ids[start:].tolist()),
                              **({"watermarking_config": lm.watermark} if lm.watermark is not None else {}))
         new = gen[:, start:]
-        lm.meter.calls += len(batch) if f == 0 else 0
+        lm.meter.calls += len(new)
         lm.meter.tokens_in += int(enc["attention_mask"].sum())
-        lm.meter.tokens_out += int(((new != tok.pad_token_id) & (new != eos)).sum())
-        for j, ids in enumerate(new.tolist()):
-            i = s + j
-            value = rule.value(ids)
-            values[i].append(value)
-            texts[i] = batch[j] + " " + value + field.suffix.rstrip()
-    return values
+        lm.meter.tokens_out += int((new != eos).sum())
+        out += [frame.values(ids) for ids in new.tolist()]
+    return out
