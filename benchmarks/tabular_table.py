@@ -1,6 +1,7 @@
 """Tables (task 'tabular'): where does the LM's reading of rows help? Both bundled credit tables, across
 private label budgets: sm-only with boosting and with LR, distill-public, router and synthetic-rows (the LM
-writes rows per class), against lm-zero-shot (budget-free), with its prompt as written and with the prompt's
+writes rows per class; also steered by DP summaries of each class's private rows, at --summaries-epsilon),
+against lm-zero-shot (budget-free), with its prompt as written and with the prompt's
 answer words and their assignment to the classes chosen on the validation rows (strategy.choose_prompt: it
 sends them to the LM, declared, and uses their labels, which the run's label budget counts). Prints one markdown
 table: accuracy, AUC, bytes each way, LM calls, ε, raw-row and canary hits, mean ± std over seeds.
@@ -64,6 +65,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides, e.g. data.n_test=200")
     ap.add_argument("--out", default="runs/tabular")
+    ap.add_argument("--summaries-epsilon", type=float, default=1.0,
+                    help="also run synthetic-rows steered by DP class summaries of the private rows at this ε "
+                         "(0: not)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     budgets = [int(b) for b in args.budgets.split(",") if b.strip()]
@@ -106,6 +110,12 @@ def main() -> None:
             if runnable:
                 res = sweep(runnable, at + ["sm.kind=boost"], out / table / f"boost-budget{n}")
                 lines += [row(table, str(n), f"{s} (boost)", res[s]) for s in runnable]
+            if "synthetic-rows" in runnable and args.summaries_epsilon:
+                res = sweep(["synthetic-rows"], at + ["sm.kind=boost", "strategy.summaries=true",
+                                                      f"strategy.summary_epsilon={args.summaries_epsilon}"],
+                            out / table / f"boost-budget{n}-summaries")
+                lines.append(row(table, str(n), f"synthetic-rows + DP summaries ε={args.summaries_epsilon:g} (boost)",
+                                 res["synthetic-rows"]))
 
     print(f"\n{len(seeds)} seed(s): {', '.join(map(str, seeds))}; majority-class accuracy: "
           + ", ".join(f"{t} {m:.3f}" for t, m in majority.items())
