@@ -308,6 +308,15 @@ def test_guided_writing_makes_a_random_lm_write_rows_that_parse(table_cfg, tiny_
     assert rep["valid"] + rep["dropped"]["duplicate"] == 12 and rep["kept"] == rep["valid"] > 0
 
 
+def test_synthetic_rows_writing_mode_is_checked():
+    from silobridge.strategies.synthetic_rows.config import SyntheticRowsConfig
+
+    with pytest.raises(ConfigError, match="strategy.writing"):
+        SyntheticRowsConfig(writing="constrained")
+    with pytest.raises(ConfigError, match="strategy.max_digits"):
+        SyntheticRowsConfig(max_digits=0)
+
+
 def test_synthetic_rows_keeps_valid_typical_rows(table_cfg, tmp_path, monkeypatch):
     """The LM's replies (stubbed: rows in another case, chatter around them, broken ones) are parsed and
     validated against the schema; the valid ones are filtered by the SM and train it. Only a config and
