@@ -674,7 +674,7 @@ def test_serve_process_end_to_end(tmp_path):
 # --- the real model party -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def real_service(tmp_path_factory):
-    from silobridge.parties.model_party import ModelServer
+    from silobridge.parties.model_server import ModelServer
     from silobridge.settings import LMConfig, PolicyConfig
 
     server = ModelServer(LMConfig(), PolicyConfig(max_bytes=1 << 20), root=tmp_path_factory.mktemp("model-party"))
@@ -723,7 +723,7 @@ def test_real_model_party_answers_damaged_carriers_with_4xx(real_service, body, 
 def test_a_run_over_http_matches_the_in_process_run(small_cfg, tmp_path):
     """A whole run with the model party behind HTTP: same result as in one process, ledgers agree."""
     from silobridge.bench.runner import Remote, run
-    from silobridge.parties.model_party import ModelServer
+    from silobridge.parties.model_server import ModelServer
 
     local = run("lm-zero-shot", small_cfg, tmp_path / "local")
     server = ModelServer(small_cfg.lm, small_cfg.policy, root=tmp_path / "model-party")

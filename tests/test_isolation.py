@@ -11,7 +11,8 @@ from silobridge.boundary import Ledger, TextBatch, Weights
 from silobridge.configs import to_dict
 from silobridge.errors import BoundaryError, PolicyViolation
 from silobridge.parties import DataParty, Link, ModelServer
-from silobridge.parties.model_party import ModelParty, Session
+from silobridge.parties.model_party import ModelParty
+from silobridge.parties.model_server import Session
 from silobridge.strategies import get
 from silobridge.transports import InProcessTransport
 

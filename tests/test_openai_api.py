@@ -17,7 +17,7 @@ def api(tiny_lm_dir, tmp_path_factory):
     from fastapi.testclient import TestClient
 
     from silobridge.models.lm import load_lm
-    from silobridge.parties.model_party import ModelServer
+    from silobridge.parties.model_server import ModelServer
     from silobridge.serving.engine import CompletionEngine
     from silobridge.settings import LMConfig, PolicyConfig
     from silobridge.transports.http_server import create_app

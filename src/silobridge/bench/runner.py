@@ -28,7 +28,7 @@ from silobridge.data.task import Splits
 from silobridge.errors import ConfigError
 from silobridge.models.device import resolve
 from silobridge.parties import DataParty
-from silobridge.parties.model_party import ModelServer, entry_key
+from silobridge.parties.model_server import ModelServer, entry_key
 from silobridge.models.sm import build_sm
 from silobridge.settings import RunConfig, SMKind, TaskKind
 from silobridge.strategies import get

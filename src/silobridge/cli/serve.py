@@ -82,7 +82,7 @@ def serve_cmd(host: str = typer.Option("127.0.0.1", "--host",
         raise ConfigError(f"batch window {batch_window_ms} ms is out of range", where="--batch-window-ms",
                           fix="pass a value in [0, 1000]")
     certfile, keyfile = _existing(tls_cert, "--tls-cert"), _existing(tls_key, "--tls-key")
-    from silobridge.parties.model_party import ModelServer
+    from silobridge.parties.model_server import ModelServer
     from silobridge.transports import http_server
 
     overrides = list(set_ or []) + ([f"lm.cache={str(cache).lower()}"] if cache is not None else [])

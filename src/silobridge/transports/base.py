@@ -5,7 +5,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from silobridge.parties.model_party import ModelServer
+    from silobridge.parties.model_server import ModelServer
 
 
 class Transport(ABC):

@@ -39,7 +39,7 @@ from silobridge.errors import (ERROR_TYPES, AuthError, BoundaryError, ConfigErro
 if TYPE_CHECKING:
     import uvicorn
 
-    from silobridge.parties.model_party import ModelServer
+    from silobridge.parties.model_server import ModelServer
     from silobridge.serving.engine import CompletionEngine
 
 log = logging.getLogger("silobridge.http")
