@@ -36,19 +36,20 @@ class _Vocab:
     def __init__(self, tok):
         self.digits: dict[int, str] = {}  # token id -> its digits
         self.space: list[int] = []
+        self.by_len: dict[int, list[int]] = {}  # digits only, by length
+        self.spaced: dict[int, list[int]] = {}  # ' ' + digits (a number's first token only), by length
         for token, i in tok.get_vocab().items():
             s = tok.convert_tokens_to_string([token])
             s = s[2:] if s.startswith("##") else s
             if re.fullmatch(r" ?\d+", s):
                 self.digits[i] = s.strip()
+                (self.spaced if s[0] == " " else self.by_len).setdefault(len(s.strip()), []).append(i)
             elif s == " ":
                 self.space.append(i)
-        self.by_len: dict[int, list[int]] = {}
-        for i, d in self.digits.items():
-            self.by_len.setdefault(len(d), []).append(i)
 
-    def upto(self, n: int) -> list[int]:
-        return [i for k, ids in self.by_len.items() if k <= n for i in ids]
+    def upto(self, n: int, first: bool = False) -> list[int]:
+        tables = (self.by_len, self.spaced) if first else (self.by_len,)
+        return [i for table in tables for k, ids in table.items() if k <= n for i in ids]
 
 
 class _Number:
@@ -80,7 +81,7 @@ class _Number:
     def allowed(self, written: list[int]) -> list[int]:
         whole, frac, _ = self._read(written)
         if frac is None:
-            out = self.v.upto(self.f.digits - len(whole)) + ([self.end] if whole else [])
+            out = self.v.upto(self.f.digits - len(whole), first=not written) + ([self.end] if whole else [])
             return out + (self.v.space if not written else [])
         return self.v.upto(self.f.decimals - len(frac)) + ([self.end] if frac else [])
 

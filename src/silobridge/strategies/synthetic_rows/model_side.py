@@ -149,6 +149,6 @@ def guided_rows(party, schema: TableSchema, users: list[str], temperature: float
     lm = party.lm
     values = write_records(lm, [build_prompt(lm, u) for u in users], fields_of(schema, max_digits), temperature,
                            top_p, batch_size, seed, desc="LM writing rows (guided)")
-    rows = [{col.name: (float(v) if col.kind == NUMERIC else v) for col, v in zip(schema.columns, vals)}
-            for vals in values]
+    rows = [{col.name: (float(v) if col.kind == NUMERIC else v) if v else None  # '' (unfinished): missing
+             for col, v in zip(schema.columns, vals)} for vals in values]
     return [schema.serialise(r) for r in rows]
