@@ -110,14 +110,13 @@ class SyntheticRowsModel(ModelSide):
         if not 1 <= per_class <= MAX_PER_CLASS or not party.task.table:
             raise BoundaryError(f"per_class={per_class} out of range, or not a table task", where="model.generate",
                                 fix=f"ask for 1..{MAX_PER_CLASS} rows per class of a task 'tabular'")
+        schema = TableSchema.from_json(party.task.table)
         summaries = carrier.values.get("summaries")
         if summaries is not None:
-            schema = TableSchema.from_json(party.task.table)
             summaries = check_summaries(schema, len(party.task.label_names), summaries)
         users, labels = requests(party.task, per_class, summaries)
         mode = self.writing()
         if mode == "guided":
-            schema = TableSchema.from_json(party.task.table)
             params = [cfg.temperature, cfg.top_p, cfg.batch_size, seed, cfg.max_digits]
             texts, _ = party.memo_texts("guided-rows", [users, *params], lambda: guided_rows(
                 party, schema, users, *params))
