@@ -343,3 +343,32 @@ def test_synthetic_rows_keeps_valid_typical_rows(table_cfg, tmp_path, monkeypatc
     with pytest.raises(ConfigError, match="cannot run task 'classify'"):
         run("synthetic-rows", dataclasses.replace(cfg, task=TaskKind.CLASSIFY, data=dataclasses.replace(
             cfg.data, path=None)), tmp_path / "c")
+
+
+def test_guided_numbers_are_negative_only_in_a_signed_column(tokenizer_dir):
+    """A column with negative values is inferred as signed and says so on the wire (an unsigned schema's
+    wire text is unchanged); guided writing offers a minus only at the start of a signed number, and a
+    written '-12' reads back as -12, a lone '-' as missing."""
+    from transformers import AutoTokenizer
+
+    from silobridge.models.guided import Field, Frame
+
+    df = pd.DataFrame({"delta": [-3, 5, 0, 7] * 3, "n": [1, 2, 3, 4] * 3, "y": ["a", "b"] * 6})
+    schema = infer_schema(df, "y").schema
+    assert [c.signed for c in schema.columns] == [True, False]
+    assert TableSchema.from_json(schema.to_json()) == schema
+    assert "signed" not in TableSchema((Column("n", "numeric"),)).to_json()
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    minus = set(ids("-"))
+    for signed in (True, False):
+        frame = Frame(tok, [Field("delta is", ".", signed=signed, digits=3)], tok.sep_token_id)
+        start = ids("delta is")
+        assert bool(minus & set(frame.allowed(start))) is signed
+        assert not minus & set(frame.allowed(start + ids("-")))  # one sign, then digits
+        assert not minus & set(frame.allowed(start + ids("1")))  # never mid-number
+    written = start + ids("-") + ids("12") + ids(".")
+    frame = Frame(tok, [Field("delta is", ".", signed=True, digits=3)], tok.sep_token_id)
+    assert frame.values(written) == ["-12"]
+    assert frame.values(start + ids("-")) == [""]

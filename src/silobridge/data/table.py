@@ -32,6 +32,7 @@ class Column:
     kind: str  # NUMERIC or CATEGORICAL
     categories: tuple[str, ...] = ()  # categorical: the values a row may hold
     decimals: int = 0  # numeric: decimals written (0: an integer column)
+    signed: bool = False  # numeric: negative values occur
 
 
 def check_template(template: str, where: str = "data.row_template") -> None:
@@ -193,14 +194,16 @@ class TableSchema:
 
     # --- wire ------------------------------------------------------------------------------------
     def to_json(self) -> str:
-        return json.dumps({"template": self.template, "columns": [asdict(c) for c in self.columns]}, sort_keys=True)
+        # 'signed' only when true, so a schema without negatives keeps its earlier wire text (and cache keys)
+        cols = [{k: v for k, v in asdict(c).items() if k != "signed" or v} for c in self.columns]
+        return json.dumps({"template": self.template, "columns": cols}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "TableSchema":
         try:
             d = json.loads(text)
-            cols = tuple(Column(c["name"], c["kind"], tuple(c.get("categories", ())), int(c.get("decimals", 0)))
-                         for c in d["columns"])
+            cols = tuple(Column(c["name"], c["kind"], tuple(c.get("categories", ())), int(c.get("decimals", 0)),
+                                bool(c.get("signed", False))) for c in d["columns"])
             return cls(cols, d.get("template", DEFAULT_TEMPLATE))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise DataError(f"malformed table schema: {exc}", where="task.table",
@@ -249,7 +252,7 @@ def infer_column(name: str, s: pd.Series, source: str) -> tuple[Column, pd.Serie
     if num is not None:
         if not np.isfinite(num.dropna()).all():
             raise DataError("infinite values", where=where, fix="replace them, or leave the column out")
-        return Column(name, NUMERIC, decimals=_decimals(num)), num
+        return Column(name, NUMERIC, decimals=_decimals(num), signed=bool((num.dropna() < 0).any())), num
     text = present.astype(str)
     n_unique = text.nunique()
     long = text.str.len().median() > 40 or text.str.contains("\n").any()

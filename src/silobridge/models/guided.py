@@ -20,22 +20,24 @@ from silobridge.progress import track
 class Field:
     """One field of the record: the text written before its value (e.g. "Home is"), the text that ends it
     (e.g. "."), and what the value may be: one of ``choices``, or a number of at most ``digits`` integer
-    digits and ``decimals`` decimals."""
+    digits and ``decimals`` decimals, negative too when ``signed``."""
 
     prefix: str
     suffix: str
     choices: tuple[str, ...] = ()
     digits: int = 7
     decimals: int = 0
+    signed: bool = False
 
 
 class _Vocab:
     """The token ids a number can be written with, read once per tokenizer: tokens made of digits (a
-    leading space, or WordPiece's '##', allowed), and a lone space."""
+    leading space, or WordPiece's '##', allowed), a lone space, and a minus sign (alone or space-led)."""
 
     def __init__(self, tok):
         self.digits: dict[int, str] = {}  # token id -> its digits
         self.space: list[int] = []
+        self.minus: list[int] = []
         self.by_len: dict[int, list[int]] = {}  # digits only, by length
         self.spaced: dict[int, list[int]] = {}  # ' ' + digits (a number's first token only), by length
         for token, i in tok.get_vocab().items():
@@ -46,6 +48,8 @@ class _Vocab:
                 (self.spaced if s[0] == " " else self.by_len).setdefault(len(s.strip()), []).append(i)
             elif s == " ":
                 self.space.append(i)
+            elif s in ("-", " -"):
+                self.minus.append(i)
 
     def upto(self, n: int, first: bool = False) -> list[int]:
         tables = (self.by_len, self.spaced) if first else (self.by_len,)
@@ -53,7 +57,8 @@ class _Vocab:
 
 
 class _Number:
-    """A number '<digits>[.<decimals>]': which tokens may come next, and where it ends. ``end`` is the token
+    """A number '[-]<digits>[.<decimals>]' (the minus only for a signed field): which tokens may come next,
+    and where it ends. ``end`` is the token
     that ends it: the field's own end mark when that is one token (then part of the value's tokens; when the
     mark is '.', a first '.' opens the decimals of a column that has them and a second one ends the number),
     else the first token of what follows (not part of the value)."""
@@ -63,9 +68,13 @@ class _Number:
         self.point = bool(field.decimals) and own and mark == "."
 
     def _read(self, written: list[int]) -> tuple[str, str | None, int | None]:
-        """(integer digits, decimal digits or None before the point, tokens the value took once complete)"""
+        """(sign and integer digits, decimal digits or None before the point, tokens the value took once
+        complete)"""
         whole, frac = "", None
         for k, t in enumerate(written):
+            if t in self.v.minus:
+                whole = "-"
+                continue
             if t == self.end:
                 if self.point and frac is None:
                     frac = ""
@@ -81,8 +90,10 @@ class _Number:
     def allowed(self, written: list[int]) -> list[int]:
         whole, frac, _ = self._read(written)
         if frac is None:
-            out = self.v.upto(self.f.digits - len(whole), first=not written) + ([self.end] if whole else [])
-            return out + (self.v.space if not written else [])
+            digits = whole.lstrip("-")
+            out = self.v.upto(self.f.digits - len(digits), first=not written) + ([self.end] if digits else [])
+            sign = self.v.minus if self.f.signed and not whole else []
+            return out + sign + (self.v.space if not written else [])
         return self.v.upto(self.f.decimals - len(frac)) + ([self.end] if frac else [])
 
     def taken(self, written: list[int]) -> int | None:
@@ -90,6 +101,8 @@ class _Number:
 
     def value(self, written: list[int]) -> str:
         whole, frac, _ = self._read(written)
+        if not whole.lstrip("-"):
+            return ""  # nothing but a sign: missing
         return whole + (f".{frac}" if frac else "")
 
 
@@ -132,7 +145,7 @@ class Frame:
                 rule = _Number(vocab, f, mark[0] if own else nxt, own, end_text)
             self.parts.append((frames[k], rule))
         self.longest = sum(len(fr) + (max(len(q) for q in r.seqs) if isinstance(r, _Choice)
-                                      else r.f.digits + r.f.decimals + 3) for fr, r in self.parts) + 1
+                                      else r.f.digits + r.f.decimals + 3 + r.f.signed) for fr, r in self.parts) + 1
 
     def _walk(self, written: list[int]) -> tuple[list[int] | None, list[list[int]]]:
         """(the tokens allowed next, or None when the record is complete; the values' tokens so far)"""

@@ -139,7 +139,7 @@ def fields_of(schema: TableSchema, max_digits: int) -> list[Field]:
     before, after = schema.template.split("{value}")
     return [Field(prefix=before.replace("{name}", col.name), suffix=after,
                   choices=col.categories if col.kind == CATEGORICAL else (), digits=max_digits,
-                  decimals=col.decimals) for col in schema.columns]
+                  decimals=col.decimals, signed=col.signed) for col in schema.columns]
 
 
 def guided_rows(party, schema: TableSchema, users: list[str], temperature: float, top_p: float, batch_size: int,
