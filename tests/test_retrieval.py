@@ -39,7 +39,8 @@ def _pii_csv(path):
     rows = []
     for i in range(120):
         who = f"user{i}@example.com"
-        rows.append(f"refund please my card was charged twice for order {i}; write to {who},billing" if i % 2 else
+        rows.append(f"refund please my card was charged twice for order {i}; write to {who} or 212-555-{i:04d},billing"
+                    if i % 2 else
                     f"the app crashes when I open settings on device {i}; mail {who} with the fix,bug")
     path.write_text("message,team\n" + "\n".join(rows))
     return path
@@ -57,6 +58,7 @@ def test_private_neighbours_cross_only_sanitised(tiny_lm_dir, tmp_path, monkeypa
     r = run("retrieval", cfg, tmp_path / "out")
     rep, o = r["report"], r["objectives"]
     assert received and not any("@example.com" in t for t in received)  # every address was masked
+    assert not any("212-555-" in t for t in received)  # phone numbers too (Presidio scores them 0.4 here)
     assert rep["pii_entities_masked"] >= len(received) and rep["pii_by_type"]["EMAIL_ADDRESS"] >= len(received)
     assert rep["examples_sent"] == len(received) and rep["answered_locally"] + rep["routed"] == 30
     assert o["privacy"]["exposures"]["retrieved_records"]["texts"] == len(received)

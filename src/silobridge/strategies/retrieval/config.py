@@ -27,7 +27,9 @@ class RetrievalConfig(PromptConfig):
     retriever: str = option("", "encoder directory that embeds texts for retrieval; empty = the bundled MiniLM")
     public_pool: int = option(1000, "source=public: public texts labelled and indexed (after the calibration "
                                          "texts, which then take at most half of the public pool)")
-    pii_min_score: float = option(0.5, "source=private: Presidio confidence at or above which an entity is masked")
+    pii_min_score: float = option(0.4, "source=private: Presidio confidence at or above which an entity is masked "
+                                       "(0.4, as policy.sanitize_min_score: a phone number without a context "
+                                       "word scores 0.4)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
