@@ -10,6 +10,7 @@ both kinds (its distillation is paid by the first run that asks; later runs repo
 Prints markdown tables, mean ± sd over seeds.
 
     .venv/bin/python benchmarks/strategy_table.py --seeds 0,1,2 --out runs/table3
+    .venv/bin/python benchmarks/strategy_table.py --seeds 0,1,2 --tasks reviews,wordnet-nouns --out runs/tables
 """
 from __future__ import annotations
 
@@ -87,15 +88,32 @@ def main() -> None:
     ap.add_argument("--out", default="runs/table3")
     ap.add_argument("--only", default="", help="comma list: run only these strategies (the table shows all found)")
     ap.add_argument("--kinds", default="classify,domain-lm")
+    ap.add_argument("--tasks", default="", help="comma list of bundled tasks (e.g. reviews,wordnet-nouns): one "
+                    "table each, under OUT/<task>; domain-lm only for the reviews (WordNet's definitions are too "
+                    "short to be domain text). Empty: the data the config names, under OUT")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
     ap.add_argument("--report-only", action="store_true", help="run nothing: tabulate the finished runs under --out")
     ap.add_argument("--no-encoder", action="store_true", help="skip the reference baseline sm-only with the encoder SM")
     args = ap.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k]
+    tasks = [t for t in args.tasks.split(",") if t]
+    failures: list[str] = []
+    if not tasks:
+        failures += table(args, Path(args.out), kinds, [])
+    for task in tasks:
+        print(f"\n## {task}\n", flush=True)
+        failures += table(args, Path(args.out) / task, kinds if task == "reviews" else ["classify"],
+                          [f"data.path=bundled:{task}"])
+    if failures:
+        raise SystemExit("failed: " + "; ".join(failures))
+
+
+def table(args: argparse.Namespace, out: Path, kinds: list[str], extra: list[str]) -> list[str]:
+    """Run (or read back) one task's table under ``out``, print it; returns the failed runs."""
     seeds = [int(s) for s in args.seeds.split(",")]
     only = set(filter(None, args.only.split(",")))
-    out = Path(args.out)
     plan = {"classify": (CLASSIFY, out), "domain-lm": (DOMAIN_LM, out / "domain-lm")}
-    kinds = [k for k in args.kinds.split(",") if k]
+    overrides = [*extra, *args.set]
 
     def log(kind: str, name: str, seed: int, detail: str) -> None:
         print(f"  {kind:5} {name} seed {seed} {detail}", flush=True)
@@ -106,7 +124,7 @@ def main() -> None:
         for kind in kinds:
             names, where = plan[kind]
             chosen = [n for n in names if not only or n in only]
-            cfg = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", f"task={kind}", *args.set]))
+            cfg = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", f"task={kind}", *overrides]))
             if args.report_only:
                 found = [where / n / f"seed{seed}" / "result.json" for n in chosen]
                 results, failed = [json.loads(f.read_text()) for f in found if f.exists()], []
@@ -117,7 +135,7 @@ def main() -> None:
                 rows.setdefault((kind, r["strategy"]), []).append(r)
             if kind == "classify" and "sm-only" in chosen and not args.no_encoder:
                 # the reference baseline: the strongest SM the data party trains alone (fine-tuned MiniLM)
-                enc = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", f"task={kind}", *args.set,
+                enc = from_dict(RunConfig, apply_overrides({}, ["lm.cache=true", f"task={kind}", *overrides,
                                                                 "sm.kind=encoder"]))
                 found = where / "encoder" / "sm-only" / f"seed{seed}" / "result.json"
                 if args.report_only:
@@ -150,8 +168,7 @@ def main() -> None:
                   f"generated)\n\n| SM trained on | val acc | val macro-F1 |\n|---|---|---|")
             for line in synthetic_rows(rs):
                 print(f"| {line} |")
-    if failures:
-        raise SystemExit("failed: " + "; ".join(failures))
+    return failures
 
 
 if __name__ == "__main__":
