@@ -58,10 +58,9 @@ class _Vocab:
 
 class _Number:
     """A number '[-]<digits>[.<decimals>]' (the minus only for a signed field): which tokens may come next,
-    and where it ends. ``end`` is the token
-    that ends it: the field's own end mark when that is one token (then part of the value's tokens; when the
-    mark is '.', a first '.' opens the decimals of a column that has them and a second one ends the number),
-    else the first token of what follows (not part of the value)."""
+    and where it ends. ``end`` is the token that ends it: the field's own end mark when that is one token
+    (then part of the value's tokens; when the mark is '.', a first '.' opens the decimals of a column that
+    has them and a second one ends the number), else the first token of what follows (not part of the value)."""
 
     def __init__(self, vocab: _Vocab, field: Field, end: int, own: bool, mark: str):
         self.v, self.f, self.end, self.own = vocab, field, end, own
