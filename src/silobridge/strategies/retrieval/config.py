@@ -21,8 +21,9 @@ class RetrievalConfig(PromptConfig):
                                             "exposure 'retrieved_records') or 'public' (the public pool labelled "
                                             "by the data party's SM: no private record crosses)")
     k: int = option(4, "neighbours retrieved per query")
-    local_agreement: float = option(1.0, "answer a query locally when at least this share of its k neighbours "
-                                         "has one label (1 = unanimous); the others go to the LM")
+    local_agreement: float = option(0.75, "answer a query locally when at least this share of its k neighbours "
+                                          "has one label (1 = unanimous); the others go to the LM (k = 4 and "
+                                          "0.75 chosen on validation records of both bundled tasks: README)")
     demo_tokens: int = option(48, "each neighbour is cut to this many LM tokens in the prompt (bounds LM cost)")
     retriever: str = option("", "encoder directory that embeds texts for retrieval; empty = the bundled MiniLM")
     public_pool: int = option(1000, "source=public: public texts labelled and indexed (after the calibration "
