@@ -11,7 +11,11 @@ tasks, so a default must hold on a task it was not designed on:
   data party to answer locally);
 - the emulator recipe of `offsite-tuning` (`task=domain-lm`: distillation steps and what it matches, the
   adapters' learning rate), judged by the deployed LM's perplexity on validation texts of the reviews (the
-  WordNet definitions are too short to be a domain-text task).
+  WordNet definitions are too short to be a domain-text task);
+- the LM's adapter recipe in `reverse-distill` (LoRA learning rate; whether next-token loss on the received
+  texts is added to the label loss);
+- `dp-synthetic`'s generator recipe at its fixed ε (DP-SGD epochs, which trade steps against noise per step,
+  and the generator's learning rate).
 
 Prints validation macro-F1 and accuracy per task (mean ± sd over seeds) and the candidate with the best
 macro-F1 averaged over the two tasks; for the domain-lm grid, perplexity and next-token accuracy, the best
@@ -40,7 +44,9 @@ GRID = [("lm-zero-shot", "calibration", ["none", "mean", "prior"]),
         ("retrieval", "k,local_agreement", [(2, 1.0), (4, 1.0), (8, 1.0), (4, 0.75), (4, 0.5)]),
         ("offsite-tuning", "distill_steps,distill_match,lora_lr",
          [(150, "logits", 1e-3), (0, "logits", 1e-3), (300, "logits", 1e-3), (150, "hidden", 1e-3),
-          (150, "logits", 3e-3)])]
+          (150, "logits", 3e-3)]),
+        ("reverse-distill", "lora_lr,domain_lm", [(5e-4, False), (2e-4, False), (1e-3, False), (5e-4, True)]),
+        ("dp-synthetic", "gen_epochs,gen_lr", [(2, 2e-3), (1, 2e-3), (4, 2e-3), (2, 6e-3)])]
 DOMAIN_LM = {"offsite-tuning"}  # judged as a domain LM (perplexity), on the reviews only
 
 
