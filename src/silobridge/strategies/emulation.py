@@ -46,9 +46,10 @@ class EmulatorConfig(PromptConfig):
     distill_steps: int = option(150, "steps distilling the emulator's middle on public text to match the LM (0 = off)")
     distill_texts: int = option(200, "public texts sent for the distillation (0 = none)")
     distill_lr: float = option(5e-4, "distillation learning rate (AdamW)")
-    distill_match: DistillMatch = option(DistillMatch.LOGITS, "what the emulator learns to match: 'logits' (the "
+    distill_match: DistillMatch = option(DistillMatch.HIDDEN, "what the emulator learns to match: 'logits' (the "
                                                               "LM's next-token distributions) or 'hidden' (its "
-                                                              "residual stream entering the top adapter layers)")
+                                                              "residual stream entering the top adapter layers; "
+                                                              "chosen on validation perplexity: README)")
     int8: bool = option(False, "send the emulator int8-quantised (per-row scales)")
     lora_r: int = option(8, "LoRA rank of the adapters")
     lora_lr: float = option(1e-3, "LoRA learning rate")
