@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test bench-sweep bench-table
+.PHONY: setup demo test lint bench-sweep bench-table
 setup: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -23,8 +23,12 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+lint: setup
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(VENV)/bin/ruff check --select E,F,W src tests benchmarks scripts
+
 bench-sweep: setup
 	$(PY) benchmarks/label_budget.py --seeds 0,1,2 --out runs/sweep
 
 bench-table: setup
-	$(PY) benchmarks/strategy_table.py --seeds 0,1,2 --out runs/table3
+	$(PY) benchmarks/strategy_table.py --seeds 0,1,2 --tasks reviews,wordnet-nouns --out runs/tables
