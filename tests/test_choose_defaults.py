@@ -32,3 +32,5 @@ def test_ties_on_tokens_fall_to_the_better_score():
     assert best == chosen == "c"
     _, chosen, _ = choose_defaults.choose(seed_scores, {"a": 0.0, "b": 0.0, "c": 5.0})  # c tied but dearer
     assert chosen == "a"  # a: -49.0 mean, b: -49.07
+    _, chosen, _ = choose_defaults.choose(seed_scores, {"a": 1000.0, "b": 1000.0, "c": 1050.0})
+    assert chosen == "c"  # 5 % more tokens (texts of other lengths) is no dearer
