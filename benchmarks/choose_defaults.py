@@ -26,7 +26,8 @@ the better score). This tie rule was written after the retrieval
 grid had run (on validation records; no test record was read): its best, k = 8, won by 0.002 macro-F1 at 2.5
 times the LM tokens of the runner-up. Run wall time is printed but decides nothing: the grids run beside
 other jobs on a shared CPU, where two candidates of identical compute (reverse-distill at two learning rates)
-took 245 s and 456 s. (Until 2026-12-07 wall time broke ties on tokens; no stored grid's choice changes.)
+took 245 s and 456 s. (Until 2026-12-07 wall time broke ties between equal token counts; no stored grid's
+choice changes.)
 
     .venv/bin/python benchmarks/choose_defaults.py --seeds 0,1,2 --out runs/choose
 """
@@ -103,7 +104,6 @@ def main() -> None:
         tasks = ["reviews"] if lm_task else a.tasks.split(",")
         seed_scores: dict[object, list[list[float]]] = {}  # per task, the score of each seed
         cost: dict[object, float] = {}  # LM prompt tokens, mean over runs
-        wall: dict[object, float] = {}  # run wall seconds, mean over runs: shown, not used (shared CPU)
         cols = ("perplexity", "next-token acc") if lm_task else ("macro-F1", "acc")
         lines += [f"\n{strategy}: strategy.{option} (validation, n={a.n_val})\n",
                   f"| {option} | " + " | ".join(f"{t} {c}" for t in tasks for c in cols)
@@ -130,8 +130,9 @@ def main() -> None:
                 per_seed.append([-p if lm_task else p for p in primary])
             seed_scores[value] = per_seed
             cost[value] = statistics.mean(r["objectives"]["lm_queries"]["tokens_in"] for r in runs) if runs else 0.0
-            wall[value] = statistics.mean(r["objectives"]["compute"]["wall_seconds"] for r in runs) if runs else 0.0
-            lines.append(f"| {label(value)} | " + " | ".join(cells) + f" | {cost[value]:,.0f} | {wall[value]:,.0f} |")
+            # run wall seconds: shown, not used (measured on a shared CPU)
+            wall = statistics.mean(r["objectives"]["compute"]["wall_seconds"] for r in runs) if runs else 0.0
+            lines.append(f"| {label(value)} | " + " | ".join(cells) + f" | {cost[value]:,.0f} | {wall:,.0f} |")
         best, chosen, tol = choose(seed_scores, cost)
         what = "lowest validation perplexity" if lm_task else "mean macro-F1 over the tasks"
         lines.append(f"\nbest on validation ({what}): {option}={label(best)}")
