@@ -22,12 +22,11 @@ macro-F1 averaged over the two tasks; for the domain-lm grid, perplexity and nex
 being the lowest perplexity. It also prints the candidate chosen as the default: candidates whose score is
 within one seed-to-seed sd of the best's count as tied with it, and the cheapest of them wins (fewest LM
 prompt tokens — counts within 10 % of the fewest are equal, since the LM reads texts of random length —, then
-the better score). This tie rule was written after the retrieval
-grid had run (on validation records; no test record was read): its best, k = 8, won by 0.002 macro-F1 at 2.5
-times the LM tokens of the runner-up. Run wall time is printed but decides nothing: the grids run beside
-other jobs on a shared CPU, where two candidates of identical compute (reverse-distill at two learning rates)
-took 245 s and 456 s. (Until 2026-12-07 wall time broke ties between equal token counts; no stored grid's
-choice changes.)
+the better score). This tie rule was written after the retrieval grid had run (on validation records; no test
+record was read): its best, k = 8, won by 0.002 macro-F1 at 2.5 times the LM tokens of the runner-up. Run
+wall time is printed but decides nothing: the grids run beside other jobs on a shared CPU, where two candidates
+of identical compute (reverse-distill at two learning rates) took 245 s and 456 s. (Until 2026-12-07 wall time
+broke ties between equal token counts; no stored grid's choice changes.)
 
     .venv/bin/python benchmarks/choose_defaults.py --seeds 0,1,2 --out runs/choose
 """
@@ -136,7 +135,7 @@ def main() -> None:
         best, chosen, tol = choose(seed_scores, cost)
         what = "lowest validation perplexity" if lm_task else "mean macro-F1 over the tasks"
         lines.append(f"\nbest on validation ({what}): {option}={label(best)}")
-        lines.append(f"default (fewest LM tokens (±10 %) within the best's seed sd, {tol:.3f}, then best): "
+        lines.append(f"default (fewest LM tokens (±{TOKEN_TOL:.0%}) within the best's seed sd, {tol:.3f}, then best): "
                      f"{option}={label(chosen)}")
     print("\n".join(lines))
     for f in failures:
