@@ -94,6 +94,8 @@ def main() -> None:
     ap.add_argument("--tasks", default="reviews,wordnet")
     ap.add_argument("--only", default="", help="comma list of strategies from the grid")
     ap.add_argument("--set", action="append", default=[], help="extra config overrides")
+    ap.add_argument("--values", default="", help="comma list of candidate positions (0 = first) to run, so two "
+                    "processes can share one strategy's grid; the choice is printed only when all were run")
     a = ap.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
     grid = [g for g in GRID if not a.only or g[0] in a.only.split(",")]
@@ -108,7 +110,8 @@ def main() -> None:
                   f"| {option} | " + " | ".join(f"{t} {c}" for t in tasks for c in cols)
                   + " | LM prompt tokens | run wall s |",
                   "|---" * (3 + 2 * len(tasks)) + "|"]
-        for value in values:
+        picked = [values[int(i)] for i in a.values.split(",")] if a.values else values
+        for value in picked:
             cells, per_seed, runs = [], [], []
             for task in tasks:
                 kind = ["task=domain-lm", f"data.n_lm_eval={a.n_val}"] if lm_task else ["data.n_lm_eval=0"]
@@ -132,6 +135,9 @@ def main() -> None:
             # run wall seconds: shown, not used (measured on a shared CPU)
             wall = statistics.mean(r["objectives"]["compute"]["wall_seconds"] for r in runs) if runs else 0.0
             lines.append(f"| {label(value)} | " + " | ".join(cells) + f" | {cost[value]:,.0f} | {wall:,.0f} |")
+        if len(picked) < len(values):
+            lines.append("\n(part of the grid: no choice printed)")
+            continue
         best, chosen, tol = choose(seed_scores, cost)
         what = "lowest validation perplexity" if lm_task else "mean macro-F1 over the tasks"
         lines.append(f"\nbest on validation ({what}): {option}={label(best)}")
