@@ -110,7 +110,10 @@ def main() -> None:
                   f"| {option} | " + " | ".join(f"{t} {c}" for t in tasks for c in cols)
                   + " | LM prompt tokens | run wall s |",
                   "|---" * (3 + 2 * len(tasks)) + "|"]
-        picked = [values[int(i)] for i in a.values.split(",")] if a.values else values
+        positions = [int(i) for i in a.values.split(",")] if a.values else range(len(values))
+        if any(not 0 <= i < len(values) for i in positions):
+            ap.error(f"--values {a.values}: {strategy} has candidates 0 to {len(values) - 1}")
+        picked = [values[i] for i in positions]
         for value in picked:
             cells, per_seed, runs = [], [], []
             for task in tasks:
