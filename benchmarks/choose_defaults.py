@@ -54,6 +54,19 @@ TOKEN_TOL = 0.1  # LM prompt token counts within 10 % of the fewest count as equ
 DOMAIN_LM = {"offsite-tuning"}  # judged as a domain LM (perplexity), on the reviews only
 
 
+def positions_of(spec: str, n: int, error, strategy: str) -> list[int]:
+    """--values: candidate positions (0-based) from a comma list; empty = all ``n``. ``error`` reports bad input."""
+    if not spec:
+        return list(range(n))
+    try:
+        positions = [int(i) for i in spec.split(",")]
+    except ValueError:
+        error(f"--values {spec}: a comma list of candidate positions, e.g. 0,2 ({strategy} has 0 to {n - 1})")
+    if any(not 0 <= i < n for i in positions):
+        error(f"--values {spec}: {strategy} has candidates 0 to {n - 1}")
+    return positions
+
+
 def candidate(option: str, value: object) -> list[str]:
     """The --set overrides of one candidate: one option, or several joined by commas with a tuple value."""
     names = option.split(",")
@@ -110,9 +123,7 @@ def main() -> None:
                   f"| {option} | " + " | ".join(f"{t} {c}" for t in tasks for c in cols)
                   + " | LM prompt tokens | run wall s |",
                   "|---" * (3 + 2 * len(tasks)) + "|"]
-        positions = [int(i) for i in a.values.split(",")] if a.values else range(len(values))
-        if any(not 0 <= i < len(values) for i in positions):
-            ap.error(f"--values {a.values}: {strategy} has candidates 0 to {len(values) - 1}")
+        positions = sorted(set(positions_of(a.values, len(values), ap.error, strategy)))
         picked = [values[i] for i in positions]
         for value in picked:
             cells, per_seed, runs = [], [], []

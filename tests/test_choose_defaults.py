@@ -34,3 +34,18 @@ def test_ties_on_tokens_fall_to_the_better_score():
     assert chosen == "a"  # a: -49.0 mean, b: -49.07
     _, chosen, _ = choose_defaults.choose(seed_scores, {"a": 1000.0, "b": 1000.0, "c": 1050.0})
     assert chosen == "c"  # 5 % more tokens (texts of other lengths) is no dearer
+
+
+def test_values_are_candidate_positions_checked_against_the_grid():
+    def error(msg):
+        raise SystemExit(msg)
+
+    assert choose_defaults.positions_of("", 4, error, "s") == [0, 1, 2, 3]
+    assert choose_defaults.positions_of("3,1", 4, error, "s") == [3, 1]
+    for bad, says in (("4", "s has candidates 0 to 3"), ("-1", "0 to 3"), ("a,1", "a comma list of candidate")):
+        try:
+            choose_defaults.positions_of(bad, 4, error, "s")
+        except SystemExit as exc:
+            assert says in str(exc) and f"--values {bad}" in str(exc)
+        else:
+            raise AssertionError(f"--values {bad} was accepted")
