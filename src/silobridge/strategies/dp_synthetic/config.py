@@ -14,8 +14,9 @@ class DPSyntheticConfig(LMTuneConfig):
     accountant: str = option("rdp", "Opacus accountant: rdp, prv or gdp")
     # the generator is cut like the `emulator` strategy's (17 of 30 layers), but its defaults are sized to
     # fit one run in the demo's 10 minutes on 2 cores (README, "Wall time of one run"): half the distillation
-    # steps, 2 DP epochs, records as long as the samples it writes (LoRA on the top layers only is faster
-    # still, but under DP noise the generator then stops learning: README, "Every strategy")
+    # steps, records as long as the samples it writes (LoRA on the top layers only is faster still, but under
+    # DP noise the generator then stops learning: README, "Every strategy"). DP-SGD epochs and learning rate
+    # were chosen on validation records of both bundled tasks (benchmarks/choose_defaults.py; README, "Defaults")
     cut_bottom: int = option(EmulatorConfig.bottom, "generator = an emulator of the LM (same tokenizer): layers "
                                                     "kept at the bottom ...")
     cut_top: int = option(EmulatorConfig.top, "... and at the top ...")
@@ -23,7 +24,8 @@ class DPSyntheticConfig(LMTuneConfig):
     distill_steps: int = option(75, "steps the model party distils the generator's middle on public text (0 = a "
                                     "plain layer-drop cut; the `emulator` strategy uses 150)")
     distill_texts: int = option(EmulatorConfig.distill_texts, "public texts sent for that distillation")
-    gen_epochs: int = option(2, "DP-SGD epochs over the private records")
+    gen_epochs: int = option(1, "DP-SGD epochs over the private records (fewer: fewer steps, less noise per "
+                                "step at the same epsilon)")
     gen_batch_size: int = option(16, "expected DP-SGD batch size (Poisson sampling)")
     gen_lr: float = option(2e-3, "generator LoRA learning rate")
     gen_lora_top: int = option(0, "LoRA on the generator's top N layers only (0 = every layer); the backward "
