@@ -17,8 +17,11 @@ import json
 import statistics
 from pathlib import Path
 
+from silobridge.bench.runner import RESOURCE_KEYS
+
 METRICS = {"classify": ["accuracy", "macro_f1", "auc"], "domain-lm": ["perplexity", "next_token_accuracy"]}
-IGNORED = {"lm.threads", "lm.cache", "seed", "data.path"}  # run plumbing, not what a strategy computes
+# not what a strategy computes: the settings a run's resume identity leaves out, and which seed / task it ran
+IGNORED = {f"{section}.{key}" for section, keys in RESOURCE_KEYS.items() for key in keys} | {"seed", "data.path"}
 
 
 def runs(root: Path) -> dict[tuple[str, str], list[dict]]:
