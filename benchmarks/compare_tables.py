@@ -44,8 +44,17 @@ def flat(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
+def resolved(r: dict) -> dict[str, object]:
+    """A run's config, flat, with ``sm.kind = auto`` read as the SM it built (boost for tables, else TF-IDF:
+    ``models.sm.build_sm``), so that a default renamed to 'auto' is not reported as a change."""
+    c = flat(r["config"])
+    if c.get("sm.kind") == "auto":
+        c["sm.kind"] = "boost" if r.get("task_kind") == "tabular" else "tfidf"
+    return c
+
+
 def config_diff(old: list[dict], new: list[dict]) -> str:
-    a, b = (flat(min(rs, key=lambda r: r["seed"])["config"]) for rs in (old, new))
+    a, b = (resolved(min(rs, key=lambda r: r["seed"])) for rs in (old, new))
     # an option added since is not a change: only fields both runs have
     keys = sorted(k for k in a.keys() & b.keys() if k not in IGNORED and a[k] != b[k])
     return ", ".join(f"{k}: {a[k]} → {b[k]}" for k in keys) or "none"

@@ -36,3 +36,21 @@ def test_moves_are_measured_against_the_new_seed_spread_and_put_down_to_the_chan
     assert "0.500 → 0.500 ± 0.100 (+0.000)" in row["b"] and row["b"].endswith("| none |")
     assert "| – |" in row["a"]  # an AUC absent on either side is not compared
     assert lines[-1] == "in one tree only: c (classify, new), encoder/sm-only (classify, old)"
+
+
+def test_an_sm_kind_renamed_to_auto_is_not_a_change(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    write(old, "a", 0, 0.6, 1e-3, {})
+    write(new, "a", 0, 0.6, 1e-3, {})
+    write(old, "b", 0, 0.6, 1e-3, {})
+    write(new, "b", 0, 0.6, 1e-3, {})
+    for root, kind_a, kind_b in ((old, "tfidf", "tfidf"), (new, "auto", "encoder")):
+        for where, kind in (("a", kind_a), ("b", kind_b)):
+            f = root / where / "seed0" / "result.json"
+            r = json.loads(f.read_text())
+            r["config"]["sm"] = {"kind": kind}
+            f.write_text(json.dumps(r))
+    lines = compare_tables.compare(compare_tables.runs(old), compare_tables.runs(new))
+    row = {ln.split(" | ")[0].strip("| "): ln for ln in lines if ln.startswith("| ") and " / " in ln}
+    assert row["a"].endswith("| none |")  # auto builds TF-IDF for texts
+    assert "sm.kind: tfidf → encoder" in row["b"]
