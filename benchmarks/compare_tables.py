@@ -18,6 +18,8 @@ import statistics
 from pathlib import Path
 
 from silobridge.bench.runner import RESOURCE_KEYS
+from silobridge.models.sm import resolved_kind
+from silobridge.settings import SMKind
 
 METRICS = {"classify": ["accuracy", "macro_f1", "auc"], "domain-lm": ["perplexity", "next_token_accuracy"]}
 # not what a strategy computes: the settings a run's resume identity leaves out, and which seed / task it ran
@@ -45,11 +47,11 @@ def flat(d: dict, prefix: str = "") -> dict[str, object]:
 
 
 def resolved(r: dict) -> dict[str, object]:
-    """A run's config, flat, with ``sm.kind = auto`` read as the SM it built (boost for tables, else TF-IDF:
-    ``models.sm.build_sm``), so that a default renamed to 'auto' is not reported as a change."""
+    """A run's config, flat, with ``sm.kind`` read as the SM it built (``auto``: TF-IDF for texts), so that
+    a default renamed to 'auto' is not reported as a change."""
     c = flat(r["config"])
-    if c.get("sm.kind") == "auto":
-        c["sm.kind"] = "boost" if r.get("task_kind") == "tabular" else "tfidf"
+    if "sm.kind" in c:
+        c["sm.kind"] = resolved_kind(SMKind(c["sm.kind"]), r.get("task_kind") == "tabular").value
     return c
 
 

