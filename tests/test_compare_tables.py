@@ -9,11 +9,13 @@ compare_tables = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(compare_tables)
 
 
-def write(root: Path, where: str, seed: int, acc: float, lr: float, extra: dict | None = None) -> None:
+def write(root: Path, where: str, seed: int, acc: float, lr: float, extra: dict | None = None,
+          sm_kind: str = "tfidf") -> None:
     d = root / where / f"seed{seed}"
     d.mkdir(parents=True)
     r = {"strategy": where.split("/")[-1], "task_kind": "classify", "seed": seed,
-         "config": {"seed": seed, "strategy": {"lr": lr, **(extra or {})}, "lm": {"threads": seed + 1}},
+         "config": {"seed": seed, "strategy": {"lr": lr, **(extra or {})}, "lm": {"threads": seed + 1},
+                    "sm": {"kind": sm_kind}},
          "objectives": {"utility": {"accuracy": acc, "macro_f1": acc - 0.1, "auc": None}}}
     (d / "result.json").write_text(json.dumps(r))
 
@@ -40,16 +42,9 @@ def test_moves_are_measured_against_the_new_seed_spread_and_put_down_to_the_chan
 
 def test_an_sm_kind_renamed_to_auto_is_not_a_change(tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
-    write(old, "a", 0, 0.6, 1e-3, {})
-    write(new, "a", 0, 0.6, 1e-3, {})
-    write(old, "b", 0, 0.6, 1e-3, {})
-    write(new, "b", 0, 0.6, 1e-3, {})
-    for root, kind_a, kind_b in ((old, "tfidf", "tfidf"), (new, "auto", "encoder")):
-        for where, kind in (("a", kind_a), ("b", kind_b)):
-            f = root / where / "seed0" / "result.json"
-            r = json.loads(f.read_text())
-            r["config"]["sm"] = {"kind": kind}
-            f.write_text(json.dumps(r))
+    for where, new_kind in (("a", "auto"), ("b", "encoder")):
+        write(old, where, 0, 0.6, 1e-3)
+        write(new, where, 0, 0.6, 1e-3, sm_kind=new_kind)
     lines = compare_tables.compare(compare_tables.runs(old), compare_tables.runs(new))
     row = {ln.split(" | ")[0].strip("| "): ln for ln in lines if ln.startswith("| ") and " / " in ln}
     assert row["a"].endswith("| none |")  # auto builds TF-IDF for texts
